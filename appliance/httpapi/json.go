@@ -1,0 +1,257 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// jsonMarshal is fiber's JSON encoder: like json.Marshal, without escaping
+// <, > and & (responses are not embedded in HTML), and no trailing newline.
+func jsonMarshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// limitReader returns ETOOLARGE once more than limit bytes were read.
+type limitReader struct {
+	r     io.Reader
+	left  int64
+	limit int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// Probe one byte: a body of exactly the limit is fine.
+		var one [1]byte
+		n, err := l.r.Read(one[:])
+		if n > 0 {
+			return 0, tooLarge(l.limit)
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func tooLarge(limit int64) error {
+	return &appliance.Error{Code: appliance.ETOOLARGE, Field: "body", Message: fmt.Sprintf("the body is larger than the limit of %d bytes", limit)}
+}
+
+// bodyReader returns the request body as a stream bounded by limit. A
+// declared Content-Length over the limit fails before anything is read.
+func bodyReader(c *fiber.Ctx, limit int64) (io.Reader, error) {
+	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > limit {
+		return nil, tooLarge(limit)
+	}
+	var r io.Reader = c.Context().RequestBodyStream()
+	if r == nil {
+		r = bytes.NewReader(c.Request().Body())
+	}
+	return &limitReader{r: r, left: limit, limit: limit}, nil
+}
+
+// readBody reads a whole (small) body within the JSON limit.
+func (s *Server) readBody(c *fiber.Ctx) ([]byte, error) {
+	r, err := bodyReader(c, s.cfg.JSONBodyLimit)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		if appliance.ErrorCode(err) == appliance.ETOOLARGE {
+			return nil, err
+		}
+		return nil, appliance.Invalid("body", "reading the body: %v", err)
+	}
+	return b, nil
+}
+
+// decodeJSONBody reads a JSON body into v, refusing unknown fields, other
+// content types and trailing data, with errors that name the field.
+func (s *Server) decodeJSONBody(c *fiber.Ctx, v any) error {
+	if ct := c.Get(fiber.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != fiber.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+			return &appliance.Error{Code: appliance.EMEDIATYPE, Field: "Content-Type", Message: fmt.Sprintf("%q is not application/json", ct)}
+		}
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, v, true)
+}
+
+func decodeJSON(body []byte, v any, strict bool) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return appliance.Invalid("body", "a JSON body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return appliance.Invalid("body", "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// jsonError turns encoding/json's errors into ones that name the field.
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var ae *appliance.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &syn):
+		return appliance.Invalid("body", "malformed JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return appliance.Invalid(field, "expected %s, got JSON %s", typ.Type, typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return appliance.Invalid("body", "truncated JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return appliance.Invalid(name, "unknown field")
+	}
+	return appliance.Invalid("body", "bad JSON: %v", err)
+}
+
+// appendValue appends v as JSON: int64 exact, floats shortest, bytes in
+// standard base64, timestamps as unix seconds when feastTime (Feast's
+// UnixTimestamp) or RFC 3339 otherwise, null for a missing value.
+func appendValue(dst []byte, v appliance.Value, feastTime bool) []byte {
+	switch v.Kind {
+	case appliance.KindNull:
+		return append(dst, "null"...)
+	case appliance.KindInt64:
+		return strconv.AppendInt(dst, v.Int, 10)
+	case appliance.KindFloat64:
+		return appendFloat(dst, v.Float)
+	case appliance.KindBool:
+		return strconv.AppendBool(dst, v.Int != 0)
+	case appliance.KindString:
+		return appendString(dst, v.Str)
+	case appliance.KindBytes:
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, []byte(v.Str))
+		return append(dst, '"')
+	case appliance.KindTimestamp:
+		if feastTime {
+			return strconv.AppendInt(dst, v.Int/1e6, 10)
+		}
+		dst = append(dst, '"')
+		dst = appendTimestamp(dst, v.Int)
+		return append(dst, '"')
+	case appliance.KindInt64List:
+		dst = append(dst, '[')
+		for i, x := range v.Ints {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendInt(dst, x, 10)
+		}
+		return append(dst, ']')
+	case appliance.KindFloat64List:
+		dst = append(dst, '[')
+		for i, x := range v.Floats {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendFloat(dst, x)
+		}
+		return append(dst, ']')
+	case appliance.KindStringList:
+		dst = append(dst, '[')
+		for i, x := range v.Strs {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, x)
+		}
+		return append(dst, ']')
+	}
+	return append(dst, "null"...)
+}
+
+// appendFloat formats like encoding/json: shortest representation, an
+// exponent only for very large or small magnitudes. Stored floats are never
+// NaN or infinite (ingest refuses them); null guards the impossible.
+func appendFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9, as encoding/json does
+		n := len(dst) - start
+		if n >= 4 && dst[len(dst)-4] == 'e' && dst[len(dst)-3] == '-' && dst[len(dst)-2] == '0' {
+			dst[len(dst)-2] = dst[len(dst)-1]
+			dst = dst[:len(dst)-1]
+		}
+	}
+	return dst
+}
+
+// appendString appends s as a JSON string.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendTimestamp writes unix microseconds as RFC 3339 in UTC, with
+// fractional digits only when there are any, in groups of 3 as protobuf's
+// JSON Timestamp does.
+func appendTimestamp(dst []byte, micros int64) []byte {
+	t := time.UnixMicro(micros).UTC()
+	switch {
+	case t.Nanosecond() == 0:
+		return t.AppendFormat(dst, "2006-01-02T15:04:05Z")
+	case t.Nanosecond()%1e6 == 0:
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+	}
+	return t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
+}

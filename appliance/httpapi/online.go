@@ -1,0 +1,405 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// Feature statuses, as Feast's FieldStatus enum names them.
+const (
+	statusPresent       = "PRESENT"
+	statusNullValue     = "NULL_VALUE"
+	statusNotFound      = "NOT_FOUND"
+	statusOutsideMaxAge = "OUTSIDE_MAX_AGE"
+)
+
+// feastRequest is Feast's GetOnlineFeatures HTTP request. Unknown fields are
+// ignored, as Feast's server ignores them.
+type feastRequest struct {
+	Features         []string        `json:"features"`
+	FeatureService   string          `json:"feature_service"`
+	Entities         json.RawMessage `json:"entities"`
+	FullFeatureNames bool            `json:"full_feature_names"`
+}
+
+// entityColumn is one join key's values, in request order.
+type entityColumn struct {
+	name   string
+	values []any // json.Number or string
+	raw    []json.RawMessage
+}
+
+// parseEntities reads the entities object keeping its key order, which
+// Feast uses for the response's join key columns.
+func parseEntities(raw json.RawMessage) ([]entityColumn, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, appliance.Invalid("entities", "is required: {\"<join_key>\": [values...]}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, appliance.Invalid("entities", "must be an object of join key → list of values")
+	}
+	var cols []entityColumn
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, appliance.Invalid("entities", "malformed: %v", err)
+		}
+		name := tok.(string)
+		var values []json.RawMessage
+		if err := dec.Decode(&values); err != nil {
+			return nil, appliance.Invalid("entities."+name, "must be a list of values")
+		}
+		col := entityColumn{name: name, raw: values, values: make([]any, len(values))}
+		for i, v := range values {
+			var x any
+			d := json.NewDecoder(bytes.NewReader(v))
+			d.UseNumber()
+			if err := d.Decode(&x); err != nil {
+				return nil, appliance.Invalid("entities."+name, "value %d: %v", i, err)
+			}
+			switch x.(type) {
+			case json.Number, string:
+			default:
+				return nil, appliance.Invalid("entities."+name, "value %d is %s; join keys are strings or integers", i, v)
+			}
+			col.values[i] = x
+		}
+		for _, c := range cols {
+			if c.name == name {
+				return nil, appliance.Invalid("entities."+name, "given twice")
+			}
+		}
+		cols = append(cols, col)
+	}
+	if len(cols) == 0 {
+		return nil, appliance.Invalid("entities", "at least one join key is required")
+	}
+	for _, c := range cols[1:] {
+		if len(c.values) != len(cols[0].values) {
+			return nil, appliance.Invalid("entities."+c.name, "has %d values but %s has %d: every join key needs one value per entity row", len(c.values), cols[0].name, len(cols[0].values))
+		}
+	}
+	return cols, nil
+}
+
+// joinKeyValue converts a request value to a join key of the given type.
+func joinKeyValue(field, valueType string, x any) (appliance.Value, error) {
+	switch v := x.(type) {
+	case json.Number:
+		if valueType != appliance.EntityInt64 {
+			return appliance.Value{}, appliance.Invalid(field, "%s is a number; this join key is a string", v)
+		}
+		n, err := strconv.ParseInt(v.String(), 10, 64)
+		if err != nil {
+			return appliance.Value{}, appliance.Invalid(field, "%s is not an int64", v)
+		}
+		return appliance.Int64Value(n), nil
+	case string:
+		return parseJoinKeyText(field, valueType, v)
+	}
+	return appliance.Value{}, appliance.Invalid(field, "must be a string or an integer")
+}
+
+// viewRead is one view version's part of a request.
+type viewRead struct {
+	view     *appliance.FeatureView
+	features []int // indexes into view.Features, in request order
+	names    []string
+	rows     []appliance.OnlineRow
+}
+
+// resolveFeatures groups feature references by view version, in order of
+// first appearance, keeping the requested order of features.
+func (s *Server) resolveFeatures(c *fiber.Ctx, refs []string, field string, full bool) ([]*viewRead, error) {
+	var reads []*viewRead
+	byKey := map[string]*viewRead{}
+	names := map[string]string{}
+	for i, r := range refs {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		ref, err := appliance.ParseFeatureRef(f, r)
+		if err != nil {
+			return nil, err
+		}
+		view, err := s.svc.Registry.FeatureView(c.UserContext(), ref.View, ref.Version)
+		if err != nil {
+			return nil, &appliance.Error{Code: appliance.ErrorCode(err), Field: f, Message: appliance.ErrorMessage(err)}
+		}
+		idx := view.FeatureIndex(ref.Feature)
+		if idx < 0 {
+			return nil, &appliance.Error{Code: appliance.ENOTFOUND, Field: f, Message: fmt.Sprintf("feature view %s has no feature %q", view.Key(), ref.Feature)}
+		}
+		name := ref.Feature
+		if full {
+			name = ref.View + "__" + ref.Feature
+		}
+		if prev, dup := names[name]; dup {
+			return nil, appliance.Invalid(f, "%q and %q both output the column %q: set full_feature_names or drop one", prev, r, name)
+		}
+		names[name] = r
+		vr := byKey[view.Key()]
+		if vr == nil {
+			vr = &viewRead{view: view}
+			byKey[view.Key()] = vr
+			reads = append(reads, vr)
+		}
+		vr.features = append(vr.features, idx)
+		vr.names = append(vr.names, name)
+	}
+	return reads, nil
+}
+
+// getOnlineFeatures is Feast's POST /get-online-features: the same request
+// and the same column-major response, so Feast's HTTP clients work as they
+// are. Differences, all documented in docs/api.md: features keep request
+// order; a stored null reads NULL_VALUE and a value older than its view's
+// TTL reads OUTSIDE_MAX_AGE with a null value; bytes are base64.
+func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var req feastRequest
+	if err := decodeJSON(body, &req, false); err != nil {
+		return err
+	}
+	refs, field := req.Features, "features"
+	if req.FeatureService != "" {
+		fs, err := s.svc.Registry.FeatureService(c.UserContext(), req.FeatureService)
+		if err != nil {
+			return &appliance.Error{Code: appliance.ErrorCode(err), Field: "feature_service", Message: appliance.ErrorMessage(err)}
+		}
+		refs, field = fs.Features, "feature_service"
+	}
+	if len(refs) == 0 {
+		return appliance.Invalid("features", "give \"features\" or \"feature_service\"")
+	}
+	reads, err := s.resolveFeatures(c, refs, field, req.FullFeatureNames)
+	if err != nil {
+		return err
+	}
+	cols, err := parseEntities(req.Entities)
+	if err != nil {
+		return err
+	}
+	nrows := len(cols[0].values)
+	used := map[string]bool{}
+	for _, vr := range reads {
+		keys := make([][]byte, nrows)
+		for _, jk := range vr.view.JoinKeys {
+			col := findColumn(cols, jk.Name)
+			if col == nil {
+				return appliance.Invalid("entities", "join key %q of feature view %s is missing", jk.Name, vr.view.Key())
+			}
+			used[jk.Name] = true
+			for i, x := range col.values {
+				v, err := joinKeyValue(fmt.Sprintf("entities.%s[%d]", jk.Name, i), jk.ValueType, x)
+				if err != nil {
+					return err
+				}
+				keys[i] = appliance.AppendEntityKeyPart(keys[i], v)
+			}
+		}
+		vr.rows = make([]appliance.OnlineRow, nrows)
+		if err := s.svc.Features.ReadOnline(c.UserContext(), vr.view, keys, vr.rows); err != nil {
+			return err
+		}
+	}
+	for _, col := range cols {
+		if !used[col.name] {
+			return appliance.Invalid("entities."+col.name, "is not a join key of any requested feature view")
+		}
+	}
+
+	now := s.now().UnixMicro()
+	out := make([]byte, 0, 256+nrows*64*(len(refs)+len(cols)))
+	out = append(out, `{"metadata":{"feature_names":[`...)
+	first := true
+	name := func(n string) {
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = appendString(out, n)
+	}
+	for _, col := range cols {
+		name(col.name)
+	}
+	for _, vr := range reads {
+		for _, n := range vr.names {
+			name(n)
+		}
+	}
+	out = append(out, `]},"results":[`...)
+	for ci, col := range cols {
+		if ci > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"values":[`...)
+		for i, raw := range col.raw {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, bytes.TrimSpace(raw)...)
+		}
+		out = appendRepeated(out, `],"statuses":[`, `"PRESENT"`, nrows)
+		out = appendRepeated(out, `],"event_timestamps":[`, `"1970-01-01T00:00:00Z"`, nrows)
+		out = append(out, "]}"...)
+	}
+	for vi, vr := range reads {
+		for fi, idx := range vr.features {
+			if vi > 0 || fi > 0 || len(cols) > 0 {
+				out = append(out, ',')
+			}
+			out = appendFeatureColumn(out, vr, idx, now)
+		}
+	}
+	out = append(out, "]}"...)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(out)
+}
+
+func appendRepeated(out []byte, prefix, item string, n int) []byte {
+	out = append(out, prefix...)
+	for i := range n {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, item...)
+	}
+	return out
+}
+
+// featureStatus decides what one stored row says about one feature.
+func featureStatus(view *appliance.FeatureView, row *appliance.OnlineRow, idx int, nowMicros int64) (string, bool) {
+	switch {
+	case !row.Found:
+		return statusNotFound, false
+	case view.TTL > 0 && nowMicros-row.EventTime > int64(view.TTL)/1000:
+		return statusOutsideMaxAge, false
+	case row.Values[idx].Null():
+		return statusNullValue, false
+	}
+	return statusPresent, true
+}
+
+func appendFeatureColumn(out []byte, vr *viewRead, idx int, now int64) []byte {
+	out = append(out, `{"values":[`...)
+	for i := range vr.rows {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if _, ok := featureStatus(vr.view, &vr.rows[i], idx, now); ok {
+			out = appendValue(out, vr.rows[i].Values[idx], true)
+		} else {
+			out = append(out, "null"...)
+		}
+	}
+	out = append(out, `],"statuses":[`...)
+	for i := range vr.rows {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		st, _ := featureStatus(vr.view, &vr.rows[i], idx, now)
+		out = append(out, '"')
+		out = append(out, st...)
+		out = append(out, '"')
+	}
+	out = append(out, `],"event_timestamps":[`...)
+	for i := range vr.rows {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		if vr.rows[i].Found {
+			out = appendTimestamp(out, vr.rows[i].EventTime)
+		} else {
+			out = append(out, "1970-01-01T00:00:00Z"...)
+		}
+		out = append(out, '"')
+	}
+	return append(out, "]}"...)
+}
+
+func findColumn(cols []entityColumn, name string) *entityColumn {
+	for i := range cols {
+		if cols[i].name == name {
+			return &cols[i]
+		}
+	}
+	return nil
+}
+
+// getOnlineRow reads one entity's online row of a view:
+// GET /api/v1/feature-views/{name}/online?<join_key>=...[&version=N].
+func (s *Server) getOnlineRow(c *fiber.Ctx) error {
+	version := 0
+	if v := c.Query("version"); v != "" {
+		n, err := pathInt("version", v)
+		if err != nil {
+			return err
+		}
+		version = n
+	}
+	view, err := s.svc.Registry.FeatureView(c.UserContext(), c.Params("name"), version)
+	if err != nil {
+		return err
+	}
+	var key []byte
+	entity := map[string]any{}
+	for _, jk := range view.JoinKeys {
+		text := c.Query(jk.Name)
+		if text == "" {
+			return appliance.Invalid(jk.Name, "query parameter is required (join keys: %s)", joinKeyNames(view))
+		}
+		v, err := parseJoinKeyText(jk.Name, jk.ValueType, text)
+		if err != nil {
+			return err
+		}
+		key = appliance.AppendEntityKeyPart(key, v)
+		if v.Kind == appliance.KindInt64 {
+			entity[jk.Name] = v.Int
+		} else {
+			entity[jk.Name] = copyString(v.Str)
+		}
+	}
+	rows := make([]appliance.OnlineRow, 1)
+	if err := s.svc.Features.ReadOnline(c.UserContext(), view, [][]byte{key}, rows); err != nil {
+		return err
+	}
+	now := s.now().UnixMicro()
+	values := make(map[string]json.RawMessage, len(view.Features))
+	statuses := make(map[string]string, len(view.Features))
+	for i, f := range view.Features {
+		st, ok := featureStatus(view, &rows[0], i, now)
+		statuses[f.Name] = st
+		values[f.Name] = json.RawMessage("null")
+		if ok {
+			values[f.Name] = appendValue(nil, rows[0].Values[i], false)
+		}
+	}
+	res := fiber.Map{"view": view.Name, "version": view.Version, "entity": entity, "found": rows[0].Found, "values": values, "statuses": statuses}
+	if rows[0].Found {
+		res["event_timestamp"] = json.RawMessage(`"` + string(appendTimestamp(nil, rows[0].EventTime)) + `"`)
+	}
+	return c.JSON(res)
+}
+
+func joinKeyNames(v *appliance.FeatureView) string {
+	names := make([]string, len(v.JoinKeys))
+	for i, jk := range v.JoinKeys {
+		names[i] = jk.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+var _ = io.EOF

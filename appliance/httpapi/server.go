@@ -1,0 +1,266 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// Config configures the HTTP interface. Zero values take the defaults.
+type Config struct {
+	IngestBodyLimit int64 // bytes of one ingest body, default 256 MiB
+	JSONBodyLimit   int64 // bytes of any other body, default 16 MiB
+	MetricsPublic   bool  // serve /metrics without a token
+	Version         string
+	Logger          *slog.Logger
+	Now             func() time.Time
+	RequestTimeout  time.Duration // bounds each handler's context, default 60s
+}
+
+// Services are what the handlers call.
+type Services struct {
+	Registry appliance.FeatureRegistry
+	Features appliance.FeatureStore
+	Tokens   appliance.TokenService
+	Audit    appliance.AuditLog
+	// Metrics receives the HTTP metrics; /metrics writes it and the process
+	// metrics. Nil: a private set.
+	Metrics *metrics.Set
+	// Ready reports whether the node can serve; nil means always.
+	Ready func() error
+}
+
+// Server is the HTTP interface of one node.
+type Server struct {
+	app  *fiber.App
+	cfg  Config
+	svc  Services
+	log  *slog.Logger
+	now  func() time.Time
+	set  *metrics.Set
+	reqM sync.Map // routeKey → *routeMetrics
+}
+
+// New builds the fiber app with every route.
+func New(cfg Config, svc Services) *Server {
+	if cfg.IngestBodyLimit <= 0 {
+		cfg.IngestBodyLimit = 256 << 20
+	}
+	if cfg.JSONBodyLimit <= 0 {
+		cfg.JSONBodyLimit = 16 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if svc.Metrics == nil {
+		svc.Metrics = metrics.NewSet()
+	}
+	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, now: cfg.Now, set: svc.Metrics}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "mlnode",
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+		// Bodies stream; this is only how much fasthttp reads ahead into
+		// memory. Limits are enforced by readBody and bodyReader.
+		StreamRequestBody: true,
+		BodyLimit:         1 << 20,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		JSONEncoder:       jsonMarshal,
+	})
+	s.app.Use(s.observe)
+	s.routes()
+	return s
+}
+
+// App returns the fiber app, to serve or to test with app.Test.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+func (s *Server) routes() {
+	a := s.app
+	a.Get("/healthz", s.healthz)
+	a.Get("/readyz", s.readyz)
+	if s.cfg.MetricsPublic {
+		a.Get("/metrics", s.metrics)
+	} else {
+		a.Get("/metrics", s.auth(appliance.RoleReader), s.metrics)
+	}
+	a.Post("/get-online-features", s.auth(appliance.RoleReader), s.getOnlineFeatures)
+
+	v1 := a.Group("/api/v1")
+	reader, writer, admin := s.auth(appliance.RoleReader), s.auth(appliance.RoleWriter), s.auth(appliance.RoleAdmin)
+
+	v1.Post("/tokens", admin, s.createToken)
+	v1.Get("/tokens", admin, s.listTokens)
+	v1.Delete("/tokens/:name", admin, s.revokeToken)
+
+	v1.Get("/audit", admin, s.listAudit)
+	v1.Get("/audit/verify", admin, s.verifyAudit)
+
+	v1.Post("/entities", writer, s.createEntity)
+	v1.Get("/entities", reader, s.listEntities)
+	v1.Get("/entities/:name", reader, s.getEntity)
+	v1.Delete("/entities/:name/keys/:key", admin, s.eraseEntityKey)
+
+	v1.Post("/feature-views", writer, s.applyFeatureView)
+	v1.Get("/feature-views", reader, s.listFeatureViews)
+	v1.Get("/feature-views/:name", reader, s.getFeatureView)
+	v1.Patch("/feature-views/:name", writer, s.patchFeatureView)
+	v1.Delete("/feature-views/:name", admin, s.deleteFeatureView)
+	v1.Get("/feature-views/:name/versions", reader, s.listFeatureViewVersions)
+	v1.Get("/feature-views/:name/versions/:version", reader, s.getFeatureViewVersion)
+	v1.Post("/feature-views/:name/rows", writer, s.ingestRows)
+	v1.Get("/feature-views/:name/online", reader, s.getOnlineRow)
+
+	v1.Post("/feature-services", writer, s.applyFeatureService)
+	v1.Get("/feature-services", reader, s.listFeatureServices)
+	v1.Get("/feature-services/:name", reader, s.getFeatureService)
+	v1.Delete("/feature-services/:name", admin, s.deleteFeatureService)
+}
+
+// auth checks the bearer token and the role a route needs, and puts the
+// caller in the request's user context for the services and the audit log.
+func (s *Server) auth(need appliance.Role) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		h := c.Get(fiber.HeaderAuthorization)
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || secret == "" {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlnode"`)
+			return &appliance.Error{Code: appliance.EUNAUTHORIZED, Field: "Authorization", Message: "a bearer token is required: Authorization: Bearer <token>"}
+		}
+		tok, err := s.svc.Tokens.Authenticate(c.UserContext(), secret)
+		if err != nil {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlnode", error="invalid_token"`)
+			return err
+		}
+		if !tok.Role.Allows(need) {
+			return appliance.Errorf(appliance.EFORBIDDEN, "token %q has role %s; this needs %s", tok.Name, tok.Role, need)
+		}
+		ctx := appliance.NewContextWithCaller(c.UserContext(), appliance.Caller{Name: tok.Name, Role: tok.Role, RequestID: requestID(c)})
+		c.SetUserContext(ctx)
+		return c.Next()
+	}
+}
+
+type routeKey struct {
+	route, method string
+	status        int
+}
+
+type routeMetrics struct {
+	requests *metrics.Counter
+	latency  *metrics.PrometheusHistogram
+}
+
+// observe assigns the request id, bounds the handler's context, and counts
+// the request with its latency under its route pattern (not its path, which
+// would make one series per entity).
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	id := c.Get("X-Request-ID")
+	if id == "" || len(id) > 128 {
+		id = newRequestID()
+	} else {
+		id = copyString(id)
+	}
+	c.Locals(localRequestID, id)
+	c.Set("X-Request-ID", id)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+	err := c.Next()
+	if err != nil {
+		if herr := s.app.ErrorHandler(c, err); herr != nil {
+			_ = c.SendStatus(fiber.StatusInternalServerError)
+		}
+	}
+	route := c.Route().Path
+	if c.Response().StatusCode() == fiber.StatusNotFound && route == "/" {
+		route = "unmatched"
+	}
+	m := s.routeMetrics(routeKey{route, c.Method(), c.Response().StatusCode()})
+	m.requests.Inc()
+	m.latency.UpdateDuration(start)
+	return nil
+}
+
+func (s *Server) routeMetrics(k routeKey) *routeMetrics {
+	if m, ok := s.reqM.Load(k); ok {
+		return m.(*routeMetrics)
+	}
+	labels := fmt.Sprintf(`{route=%q,method=%q,status="%d"}`, k.route, k.method, k.status)
+	m := &routeMetrics{
+		requests: s.set.GetOrCreateCounter("mlnode_http_requests_total" + labels),
+		latency:  s.set.GetOrCreatePrometheusHistogram("mlnode_http_request_duration_seconds" + labels),
+	}
+	actual, _ := s.reqM.LoadOrStore(k, m)
+	return actual.(*routeMetrics)
+}
+
+const localRequestID = "request_id"
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// copyString detaches a string from fiber's reused buffers.
+func copyString(s string) string { return strings.Clone(s) }
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok", "version": s.cfg.Version})
+}
+
+func (s *Server) readyz(c *fiber.Ctx) error {
+	if s.svc.Ready != nil {
+		if err := s.svc.Ready(); err != nil {
+			return appliance.Errorf(appliance.EUNAVAILABLE, "not ready: %v", err)
+		}
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+func (s *Server) metrics(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
+	w := c.Response().BodyWriter()
+	s.set.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
+	return nil
+}
+
+// pathInt parses a positive integer path or query parameter.
+func pathInt(field, s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, appliance.Invalid(field, "%q is not a positive integer", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,188 @@
+package ingest
+
+import (
+	"bytes"
+	"io"
+)
+
+// Buffer sizes of a stream. A line or array element longer than the buffer
+// grows it by doubling, so that a long one costs linear time; the caller's
+// body limit bounds it.
+const (
+	streamBuf = 64 << 10
+	minRead   = 16 << 10
+)
+
+// stream is a window over the body: buf[pos:n] is read but not consumed.
+// Unlike bufio.Reader, it hands out views of any length, and unlike
+// bufio.Scanner it has no line limit.
+type stream struct {
+	r    io.Reader
+	buf  []byte
+	pos  int
+	n    int
+	eof  bool
+	base int64 // body offset of buf[0]
+
+	// Only for error positions, counted as data is discarded.
+	track     bool
+	lines     int   // newlines before buf[0]
+	lineStart int64 // body offset of the start of the line holding buf[0]
+}
+
+func newStream(r io.Reader, track bool) *stream {
+	return &stream{r: r, buf: make([]byte, streamBuf), track: track}
+}
+
+// fill reads more of the body, keeping buf[pos:n]. Its only error is a read
+// error, wrapped; at the end of the body it sets eof.
+func (st *stream) fill() error {
+	if st.pos > 0 {
+		if st.track {
+			done := st.buf[:st.pos]
+			st.lines += bytes.Count(done, []byte{'\n'})
+			if k := bytes.LastIndexByte(done, '\n'); k >= 0 {
+				st.lineStart = st.base + int64(k) + 1
+			}
+		}
+		st.n = copy(st.buf, st.buf[st.pos:st.n])
+		st.base += int64(st.pos)
+		st.pos = 0
+	}
+	if len(st.buf)-st.n < minRead {
+		nb := make([]byte, 2*len(st.buf))
+		copy(nb, st.buf[:st.n])
+		st.buf = nb
+	}
+	// A reader may return nothing and no error; only a reader that keeps
+	// doing so is broken.
+	for range 100 {
+		m, err := st.r.Read(st.buf[st.n:])
+		st.n += m
+		if err == io.EOF {
+			st.eof = true
+			return nil
+		}
+		if err != nil {
+			return readError(err)
+		}
+		if m > 0 {
+			return nil
+		}
+	}
+	return readError(io.ErrNoProgress)
+}
+
+// skipBOM drops a UTF-8 byte order mark at the start of the body, which
+// spreadsheet exports write and JSON forbids.
+func (st *stream) skipBOM() error {
+	for st.n-st.pos < 3 && !st.eof {
+		if err := st.fill(); err != nil {
+			return err
+		}
+	}
+	if bytes.HasPrefix(st.buf[st.pos:st.n], []byte("\xef\xbb\xbf")) {
+		st.pos += 3
+	}
+	return nil
+}
+
+// peek skips whitespace and returns the next byte; ok is false at the end
+// of the body.
+func (st *stream) peek() (c byte, ok bool, err error) {
+	for {
+		for st.pos < st.n {
+			switch c := st.buf[st.pos]; c {
+			case ' ', '\t', '\n', '\r':
+				st.pos++
+			default:
+				return c, true, nil
+			}
+		}
+		if st.eof {
+			return 0, false, nil
+		}
+		if err := st.fill(); err != nil {
+			return 0, false, err
+		}
+	}
+}
+
+// element returns the end of the JSON value starting at st.pos, reading as
+// much of the body as it needs. It only tracks strings and nesting; the
+// scanner validates the value afterwards. At the end of the body it returns
+// what there is, and the scanner reports the value as cut short.
+func (st *stream) element() (int, error) {
+	var (
+		depth       int
+		inStr, esc  bool
+		scalar      bool
+		first       = st.buf[st.pos]
+		i           = st.pos + 1
+		scannedFrom = st.pos
+	)
+	switch first {
+	case '{', '[':
+		depth = 1
+	case '"':
+		inStr = true
+	default:
+		scalar = true
+	}
+	for {
+		for ; i < st.n; i++ {
+			c := st.buf[i]
+			switch {
+			case inStr:
+				if esc {
+					esc = false
+				} else if c == '\\' {
+					esc = true
+				} else if c == '"' {
+					inStr = false
+					if depth == 0 {
+						return i + 1, nil
+					}
+				}
+			case scalar:
+				switch c {
+				case ',', ']', '}', ' ', '\t', '\n', '\r':
+					return i, nil
+				}
+			default:
+				switch c {
+				case '"':
+					inStr = true
+				case '{', '[':
+					depth++
+				case '}', ']':
+					depth--
+					if depth == 0 {
+						return i + 1, nil
+					}
+				}
+			}
+		}
+		if st.eof {
+			return st.n, nil
+		}
+		off := i - scannedFrom
+		if err := st.fill(); err != nil {
+			return 0, err
+		}
+		scannedFrom = st.pos
+		i = st.pos + off
+	}
+}
+
+// syntaxError is the fatal error for malformed JSON at buf[at].
+func (st *stream) syntaxError(at int, msg string) error {
+	lines, lineStart := st.lines, st.lineStart
+	before := st.buf[:at]
+	lines += bytes.Count(before, []byte{'\n'})
+	if k := bytes.LastIndexByte(before, '\n'); k >= 0 {
+		lineStart = st.base + int64(k) + 1
+	}
+	off := st.base + int64(at)
+	return fatal("invalid JSON at line %d, column %d (byte %d): %s", lines+1, off-lineStart+1, off, msg)
+}

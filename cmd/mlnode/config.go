@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the node's configuration: defaults, then the YAML file named by
+// --config, then MLNODE_* environment variables, then flags. It is fixed
+// once the node starts.
+type Config struct {
+	DataDir         string        `yaml:"data_dir"`
+	Addr            string        `yaml:"addr"`
+	MetricsPublic   bool          `yaml:"metrics_public"`
+	IngestBodyLimit ByteSize      `yaml:"ingest_body_limit"`
+	JSONBodyLimit   ByteSize      `yaml:"json_body_limit"`
+	LogLevel        string        `yaml:"log_level"`
+	LogFormat       string        `yaml:"log_format"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	LockTimeout     time.Duration `yaml:"lock_timeout"`
+}
+
+// DefaultConfig is what a node runs with when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "./data",
+		Addr:            "127.0.0.1:8080",
+		IngestBodyLimit: 256 << 20,
+		JSONBodyLimit:   16 << 20,
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 30 * time.Second,
+		LockTimeout:     3 * time.Second,
+	}
+}
+
+// ConfigError names the setting at fault.
+type ConfigError struct {
+	Field string
+	Value string
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("config %s=%q: %v", e.Field, e.Value, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ByteSize is a size in bytes, written as a number or with a unit: 64MiB, 1GiB, 512KiB.
+type ByteSize int64
+
+func parseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("want a positive size such as 268435456, 256MiB or 1GiB")
+	}
+	return ByteSize(n * mult), nil
+}
+
+func (b *ByteSize) UnmarshalYAML(node *yaml.Node) error {
+	v, err := parseByteSize(node.Value)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+func (b ByteSize) String() string { return strconv.FormatInt(int64(b), 10) }
+
+func (b *ByteSize) Set(s string) error {
+	v, err := parseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+// loadConfigFile reads a YAML file over cfg; unknown keys are errors.
+func loadConfigFile(path string, cfg *Config) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return &ConfigError{Field: "config", Value: path, Err: err}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return &ConfigError{Field: "config", Value: path, Err: err}
+	}
+	return nil
+}
+
+// envVars maps environment variables to flags; flags win over them.
+var envVars = map[string]string{
+	"MLNODE_DATA_DIR":          "data-dir",
+	"MLNODE_ADDR":              "addr",
+	"MLNODE_METRICS_PUBLIC":    "metrics-public",
+	"MLNODE_INGEST_BODY_LIMIT": "ingest-body-limit",
+	"MLNODE_JSON_BODY_LIMIT":   "json-body-limit",
+	"MLNODE_LOG_LEVEL":         "log-level",
+	"MLNODE_LOG_FORMAT":        "log-format",
+	"MLNODE_SHUTDOWN_TIMEOUT":  "shutdown-timeout",
+}
+
+// bindFlags declares the serve flags over cfg.
+func bindFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the store file mlnode.db and admin.token (env MLNODE_DATA_DIR)")
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address to listen on, host:port (env MLNODE_ADDR)")
+	fs.BoolVar(&cfg.MetricsPublic, "metrics-public", cfg.MetricsPublic, "serve /metrics without a token (env MLNODE_METRICS_PUBLIC)")
+	fs.Var(&cfg.IngestBodyLimit, "ingest-body-limit", "largest ingest body, e.g. 256MiB (env MLNODE_INGEST_BODY_LIMIT)")
+	fs.Var(&cfg.JSONBodyLimit, "json-body-limit", "largest body of other requests, e.g. 16MiB (env MLNODE_JSON_BODY_LIMIT)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env MLNODE_LOG_LEVEL)")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env MLNODE_LOG_FORMAT)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGTERM (env MLNODE_SHUTDOWN_TIMEOUT)")
+}
+
+// Validate checks the configuration once, naming what is wrong.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return &ConfigError{Field: "data_dir", Value: c.DataDir, Err: errors.New("is required")}
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return &ConfigError{Field: "addr", Value: c.Addr, Err: errors.New("want host:port, e.g. 127.0.0.1:8080")}
+	}
+	if c.IngestBodyLimit <= 0 {
+		return &ConfigError{Field: "ingest_body_limit", Value: c.IngestBodyLimit.String(), Err: errors.New("must be positive")}
+	}
+	if c.JSONBodyLimit <= 0 {
+		return &ConfigError{Field: "json_body_limit", Value: c.JSONBodyLimit.String(), Err: errors.New("must be positive")}
+	}
+	if _, err := c.slogLevel(); err != nil {
+		return &ConfigError{Field: "log_level", Value: c.LogLevel, Err: err}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return &ConfigError{Field: "log_format", Value: c.LogFormat, Err: errors.New("want text or json")}
+	}
+	if c.ShutdownTimeout <= 0 {
+		return &ConfigError{Field: "shutdown_timeout", Value: c.ShutdownTimeout.String(), Err: errors.New("must be positive")}
+	}
+	return nil
+}
+
+func (c *Config) slogLevel() (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(c.LogLevel))
+	return l, err
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/httpapi"
+	"github.com/mlnode/mlnode/store"
+)
+
+// Main is one running node: configuration, then wiring, then serving.
+type Main struct {
+	Config Config
+	Stdout io.Writer
+	Stderr io.Writer
+	// AdminToken, when not empty, is used at first start instead of
+	// MLNODE_ADMIN_TOKEN or a random one (tests).
+	AdminToken string
+
+	Store    *store.Store
+	HTTP     *httpapi.Server
+	listener net.Listener
+	serveErr chan error
+	log      *slog.Logger
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Stdout: os.Stdout, Stderr: os.Stderr}
+}
+
+// Addr returns the address the node listens on, once Run has returned.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Run opens the store, makes sure an admin token exists, and starts serving
+// in the background. It returns once the node accepts connections.
+func (m *Main) Run(ctx context.Context) error {
+	level, _ := m.Config.slogLevel()
+	opts := &slog.HandlerOptions{Level: level}
+	if m.Config.LogFormat == "json" {
+		m.log = slog.New(slog.NewJSONHandler(m.Stderr, opts))
+	} else {
+		m.log = slog.New(slog.NewTextHandler(m.Stderr, opts))
+	}
+	set := metrics.NewSet()
+	var err error
+	m.Store, err = store.Open(ctx, m.Config.DataDir, store.Options{
+		LockTimeout: m.Config.LockTimeout, Metrics: set, Logger: m.log.With("component", "store"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.bootstrapAdmin(ctx); err != nil {
+		return err
+	}
+	m.HTTP = httpapi.New(httpapi.Config{
+		IngestBodyLimit: int64(m.Config.IngestBodyLimit), JSONBodyLimit: int64(m.Config.JSONBodyLimit),
+		MetricsPublic: m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
+	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set})
+
+	m.listener, err = net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
+	}
+	m.serveErr = make(chan error, 1)
+	go func() { m.serveErr <- m.HTTP.App().Listener(m.listener) }()
+
+	url := "http://" + m.Addr()
+	m.log.Info("mlnode serving", "addr", m.Addr(), "data_dir", m.Config.DataDir, "version", version)
+	fmt.Fprintf(m.Stdout, "mlnode %s listening on %s\n  API:         %s/api/v1\n  health:      %s/healthz\n  admin token: %s\n",
+		version, url, url, url, m.adminTokenHint())
+	return nil
+}
+
+// bootstrapAdmin creates the admin token when the node has no token yet:
+// MLNODE_ADMIN_TOKEN if set, else a random one written to
+// <data-dir>/admin.token (0600). The token itself is never logged.
+func (m *Main) bootstrapAdmin(ctx context.Context) error {
+	tokens, err := m.Store.Tokens(ctx)
+	if err != nil || len(tokens) > 0 {
+		return err
+	}
+	secret := m.AdminToken
+	if secret == "" {
+		secret = os.Getenv("MLNODE_ADMIN_TOKEN")
+	}
+	if secret != "" {
+		if _, err := m.Store.BootstrapAdmin(ctx, secret); err != nil {
+			return fmt.Errorf("create admin token from MLNODE_ADMIN_TOKEN: %w", err)
+		}
+		m.log.Info("admin token created from MLNODE_ADMIN_TOKEN")
+		return nil
+	}
+	secret = appliance.NewTokenSecret()
+	path := m.adminTokenPath()
+	// The file is written before the token exists so that a crash between
+	// the two never leaves a token nobody can read.
+	if err := writeFileAtomic(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	if _, err := m.Store.BootstrapAdmin(ctx, secret); err != nil {
+		return fmt.Errorf("create admin token: %w", err)
+	}
+	m.log.Info("admin token created", "path", path)
+	return nil
+}
+
+func (m *Main) adminTokenPath() string { return filepath.Join(m.Config.DataDir, "admin.token") }
+
+func (m *Main) adminTokenHint() string {
+	if _, err := os.Stat(m.adminTokenPath()); err == nil {
+		return "cat " + m.adminTokenPath()
+	}
+	return "the MLNODE_ADMIN_TOKEN it was first started with"
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Close stops accepting connections, lets in-flight requests finish within
+// the shutdown timeout, then closes the store. It is safe to call after a
+// failed Run.
+func (m *Main) Close() error {
+	var firstErr error
+	if m.HTTP != nil && m.listener != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.HTTP.Shutdown(ctx); err != nil {
+			firstErr = fmt.Errorf("stop http: %w", err)
+		}
+		cancel()
+		select {
+		case <-m.serveErr:
+		case <-time.After(time.Second):
+		}
+	}
+	if m.Store != nil {
+		if err := m.Store.Close(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("close store: %w", err)
+		}
+		m.Store = nil
+	}
+	if m.log != nil {
+		m.log.Info("mlnode stopped")
+	}
+	return firstErr
+}

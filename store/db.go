@@ -1,0 +1,389 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// SchemaVersion is the layout this code reads and writes.
+const SchemaVersion = 1
+
+// ErrLocked means another process holds the database file.
+var ErrLocked = errors.New("data directory is in use by another process")
+
+// ErrClosed is returned by writes after Close has begun.
+var ErrClosed = appliance.Errorf(appliance.EUNAVAILABLE, "the node is shutting down")
+
+var (
+	bucketMeta        = []byte("meta")
+	bucketEntities    = []byte("entities")
+	bucketViews       = []byte("views")
+	bucketServices    = []byte("services")
+	bucketTokens      = []byte("tokens")
+	bucketAudit       = []byte("audit")
+	bucketOffline     = []byte("offline")
+	bucketOnline      = []byte("online")
+	bucketIngestIndex = []byte("ingest_index")
+	bucketViewStats   = []byte("view_stats")
+	bucketIdempotency = []byte("idempotency")
+	bucketBlobs       = []byte("blobs")
+	bucketTelemetry   = []byte("telemetry")
+
+	keySchemaVersion = []byte("schema_version")
+	keyIngestSeq     = []byte("ingest_seq")
+	keyAuditHead     = []byte("audit_head")
+)
+
+// Options configures a Store. Zero values take the defaults.
+type Options struct {
+	LockTimeout      time.Duration // default 3s
+	Codec            Codec         // default PlainCodec
+	Metrics          *metrics.Set  // where the store registers its metrics; nil: none exported
+	Logger           *slog.Logger
+	Now              func() time.Time
+	MaxWriteGroup    int           // write functions per transaction, default 256
+	TelemetryBuffer  int           // records held before drops, default 65536
+	TelemetryFlush   time.Duration // default 1s
+	IdempotencyTTL   time.Duration // how long a stored answer is replayed, default 24h
+	InitialMmapBytes int           // default 256 MiB
+}
+
+// Store is mlnode's storage, one bbolt file. It implements
+// appliance.FeatureRegistry, FeatureStore, TokenService and AuditLog.
+type Store struct {
+	path  string
+	db    *bolt.DB
+	codec Codec
+	opts  Options
+	log   *slog.Logger
+	now   func() time.Time
+
+	writes   chan *writeOp
+	stopping chan struct{}
+	closed   sync.Once
+	writerWG sync.WaitGroup
+	// enqueue guards isClosed so that no write enters the queue after the
+	// writer has drained it for the last time.
+	enqueue  sync.RWMutex
+	isClosed bool
+
+	registry atomic.Pointer[registryState]
+	tokens   atomic.Pointer[tokenState]
+
+	telemetry *Telemetry
+
+	rowsWritten *metrics.Counter
+	commits     *metrics.Counter
+	writeFns    *metrics.Counter
+}
+
+type writeOp struct {
+	fn    func(tx *bolt.Tx) error
+	after func() // runs on the writer goroutine after a successful commit
+	done  chan error
+}
+
+// Open opens or creates the store in dir and starts its writer. ctx bounds
+// the opening only.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 3 * time.Second
+	}
+	if opts.Codec == nil {
+		opts.Codec = PlainCodec{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxWriteGroup <= 0 {
+		opts.MaxWriteGroup = 256
+	}
+	if opts.TelemetryBuffer <= 0 {
+		opts.TelemetryBuffer = 65536
+	}
+	if opts.TelemetryFlush <= 0 {
+		opts.TelemetryFlush = time.Second
+	}
+	if opts.IdempotencyTTL <= 0 {
+		opts.IdempotencyTTL = 24 * time.Hour
+	}
+	if opts.InitialMmapBytes <= 0 {
+		opts.InitialMmapBytes = 256 << 20
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "mlnode.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		InitialMmapSize: opts.InitialMmapBytes,
+		FreelistType:    bolt.FreelistMapType,
+		// The freelist is rebuilt on open instead of written on every
+		// commit: cheaper ingest, a slower start on a big file.
+		NoFreelistSync: true,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w (waited %s for its lock; is another mlnode running on this data dir?)", path, ErrLocked, opts.LockTimeout)
+	} else if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &Store{
+		path: path, db: db, codec: opts.Codec, opts: opts, log: opts.Logger, now: opts.Now,
+		writes:   make(chan *writeOp, opts.MaxWriteGroup),
+		stopping: make(chan struct{}),
+	}
+	set := opts.Metrics
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	s.rowsWritten = set.NewCounter("mlnode_store_rows_written_total")
+	s.commits = set.NewCounter("mlnode_store_commits_total")
+	s.writeFns = set.NewCounter("mlnode_store_write_requests_total")
+	set.NewGauge("mlnode_store_file_bytes", func() float64 {
+		if fi, err := os.Stat(path); err == nil {
+			return float64(fi.Size())
+		}
+		return 0
+	})
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadCaches(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.writerWG.Add(1)
+	go s.writer()
+	s.telemetry = newTelemetry(s, set)
+	return s, nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close stops the telemetry flusher (flushing what it holds), lets queued
+// writes finish, and closes the file.
+func (s *Store) Close() error {
+	var err error
+	s.closed.Do(func() {
+		s.telemetry.close()
+		s.enqueue.Lock()
+		s.isClosed = true
+		s.enqueue.Unlock()
+		close(s.stopping)
+		s.writerWG.Wait()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// migrate brings the file's layout to SchemaVersion. Each step runs in the
+// same transaction as the version bump, so a crash mid-migration leaves the
+// old layout intact.
+func (s *Store) migrate(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		var version uint32
+		if v := meta.Get(keySchemaVersion); v != nil {
+			version = binary.BigEndian.Uint32(v)
+		}
+		if version > SchemaVersion {
+			return fmt.Errorf("store %s has schema version %d, newer than this binary's %d: upgrade mlnode", s.path, version, SchemaVersion)
+		}
+		for ; version < SchemaVersion; version++ {
+			if err := migrations[version](tx); err != nil {
+				return fmt.Errorf("migrate store to schema %d: %w", version+1, err)
+			}
+			s.log.Info("store migrated", "schema_version", version+1)
+		}
+		return meta.Put(keySchemaVersion, binary.BigEndian.AppendUint32(nil, SchemaVersion))
+	})
+}
+
+// migrations[i] moves the layout from schema i to i+1.
+var migrations = []func(tx *bolt.Tx) error{
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketEntities, bucketViews, bucketServices, bucketTokens, bucketAudit,
+			bucketOffline, bucketOnline, bucketIngestIndex, bucketViewStats, bucketIdempotency, bucketBlobs, bucketTelemetry} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// update runs fn in a group-committed write transaction and returns once it
+// is durable. after, if not nil, runs after the commit on the writer
+// goroutine, in commit order. The wait is not cut short by ctx once the
+// write is queued: a caller must not report failure for a write that lands.
+func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error, after func()) error {
+	op := &writeOp{fn: fn, after: after, done: make(chan error, 1)}
+	s.enqueue.RLock()
+	if s.isClosed {
+		s.enqueue.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.writes <- op:
+		s.enqueue.RUnlock()
+	case <-ctx.Done():
+		s.enqueue.RUnlock()
+		return ctx.Err()
+	}
+	return <-op.done
+}
+
+func (s *Store) writer() {
+	defer s.writerWG.Done()
+	group := make([]*writeOp, 0, s.opts.MaxWriteGroup)
+	for {
+		select {
+		case op := <-s.writes:
+			group = append(group[:0], op)
+		drain:
+			for len(group) < s.opts.MaxWriteGroup {
+				select {
+				case op := <-s.writes:
+					group = append(group, op)
+				default:
+					break drain
+				}
+			}
+			s.commit(group)
+		case <-s.stopping:
+			// Answer what was queued before the stop, then exit.
+			for {
+				select {
+				case op := <-s.writes:
+					s.commit([]*writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// commit runs a group in one transaction. If one function fails, the
+// transaction is rolled back, that caller gets its error and the rest are
+// tried again without it.
+func (s *Store) commit(group []*writeOp) {
+	for len(group) > 0 {
+		failed := -1
+		var failure error
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for i, op := range group {
+				if err := op.fn(tx); err != nil {
+					failed, failure = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			s.commits.Inc()
+			s.writeFns.Add(len(group))
+			for _, op := range group {
+				if op.after != nil {
+					op.after()
+				}
+				op.done <- nil
+			}
+			return
+		}
+		if failed < 0 {
+			// The commit itself failed (I/O): nothing was written.
+			for _, op := range group {
+				op.done <- fmt.Errorf("commit: %w", err)
+			}
+			return
+		}
+		group[failed].done <- failure
+		group = append(group[:failed:failed], group[failed+1:]...)
+	}
+}
+
+// view runs fn in a read transaction.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error { return s.db.View(fn) }
+
+// putJSON seals and stores v as JSON.
+func (s *Store) putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Put(key, s.codec.Seal(nil, raw))
+}
+
+// getJSON opens and decodes the value at key into v; false if absent.
+func (s *Store) getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	raw := b.Get(key)
+	if raw == nil {
+		return false, nil
+	}
+	return true, s.decodeJSON(raw, v)
+}
+
+func (s *Store) decodeJSON(sealed []byte, v any) error {
+	plain, err := s.codec.Open(nil, sealed)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(plain, v)
+}
+
+func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// appendTime encodes unix microseconds so that byte order is time order.
+func appendTime(dst []byte, micros int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(micros)^(1<<63))
+}
+
+func readTime(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+// audit appends an audit entry in tx, chaining it to the previous one.
+func (s *Store) audit(ctx context.Context, tx *bolt.Tx, rec appliance.AuditRecord) error {
+	e, err := appliance.NewAuditEntry(ctx, rec, s.now())
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", rec.Action, err)
+	}
+	b := tx.Bucket(bucketAudit)
+	meta := tx.Bucket(bucketMeta)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	e.Seq = seq
+	e.PrevHash = string(meta.Get(keyAuditHead))
+	e.Hash = e.ComputeHash()
+	b.FillPercent = 1 // append-only
+	if err := s.putJSON(b, u64(seq), e); err != nil {
+		return err
+	}
+	return meta.Put(keyAuditHead, []byte(e.Hash))
+}

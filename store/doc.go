@@ -1,0 +1,54 @@
+// Package store implements mlnode's storage interfaces on one bbolt file,
+// <data-dir>/mlnode.db.
+//
+// # Buckets and keys
+//
+// Keys are order-preserving so that scans by entity and time are cursor
+// seeks: integers are big-endian (signed ones with the sign bit flipped),
+// strings inside composite keys are uvarint-length-prefixed. Root buckets:
+//
+//	meta          "schema_version" → u32; "ingest_seq" → u64 (last ingest
+//	              sequence handed out); "audit_head" → hash of the last audit entry
+//	entities      name → Entity (JSON)
+//	views         name → bucket { "meta" → view metadata (JSON),
+//	              "v" u32(version) → version schema (JSON) }
+//	services      name → FeatureService (JSON)
+//	tokens        name → token record (JSON, with the secret's SHA-256)
+//	audit         u64(seq) → AuditEntry (JSON)
+//	offline       "view@N" → bucket { entity key | i64(event µs) | u64(seq) → row values }
+//	online        "view@N" → bucket { entity key → i64(event µs) | u64(seq) | row values }
+//	ingest_index  "view@N" → bucket { u64(seq) → offline key }: "everything ingested
+//	              since N", late events included, is a seek
+//	view_stats    "view@N" → u64 offline rows | u64 online rows | u64 last seq
+//	idempotency   scope|key → stored answer (JSON)
+//	blobs         sha256 → module bytes (reserved for the model registry)
+//	telemetry     kind → bucket { u64(seq) → record }: prediction and exposure logs
+//
+// The entity key is the concatenation of appliance.AppendEntityKeyPart of
+// each join key. Row values are encoded by encodeValues: per feature a kind
+// byte and its payload, in schema order.
+//
+// Every value written passes through the Codec (seal on put, open on get):
+// the one place where encryption at rest goes. Keys are not sealed. The
+// plain codec prefixes a format byte (0) so that a sealed format can be told
+// apart later.
+//
+// # Writes
+//
+// All writes go through one writer goroutine that drains a queue and commits
+// what it found in one bbolt transaction (group commit): concurrent requests
+// share one fsync, and each caller returns only after its transaction is
+// durable. A write function that fails aborts the group; the writer answers
+// the failed one and re-runs the others, so write functions may run more than
+// once and must have no side effects outside the transaction. In-memory
+// caches change in after-commit hooks, run by the writer in commit order.
+//
+// # Caveats
+//
+//   - bbolt's file lock makes a second process wait; Open gives up after
+//     Options.LockTimeout with ErrLocked.
+//   - Values read in a transaction are valid only inside it: decoders copy.
+//   - Entity keys are part of bbolt keys and so are not sealed by the codec.
+//   - Telemetry is written asynchronously and may be lost on a crash (up to
+//     one flush interval); it is counted when dropped, never blocks a caller.
+package store

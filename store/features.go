@@ -1,0 +1,375 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// offlineKey is entity key | event time | ingest sequence: one entity's
+// events are adjacent and in time order, ties in ingest order.
+func appendOfflineKey(dst, entityKey []byte, eventMicros int64, seq uint64) []byte {
+	dst = append(dst, entityKey...)
+	dst = appendTime(dst, eventMicros)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+type idempotencyRecord struct {
+	BodyHash []byte    `json:"body_sha256"`
+	Response []byte    `json:"response"`
+	At       time.Time `json:"at"`
+}
+
+// viewCounts is the value of view_stats.
+type viewCounts struct{ offline, online, lastSeq uint64 }
+
+func readCounts(b *bolt.Bucket, key []byte) viewCounts {
+	v := b.Get(key)
+	if len(v) != 24 {
+		return viewCounts{}
+	}
+	return viewCounts{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), binary.BigEndian.Uint64(v[16:])}
+}
+
+func (c viewCounts) bytes() []byte {
+	b := binary.BigEndian.AppendUint64(nil, c.offline)
+	b = binary.BigEndian.AppendUint64(b, c.online)
+	return binary.BigEndian.AppendUint64(b, c.lastSeq)
+}
+
+// WriteRows implements appliance.FeatureStore.
+//
+// Rows are numbered with consecutive ingest sequences in input order, then
+// written in key order (entity, time, sequence), which keeps bbolt's page
+// writes local. Only the last row of each entity in that order can become
+// the online value, and it does if it is newer than or as new as the stored
+// one: a late event never overwrites a newer value, and a tie goes to the
+// later-ingested row.
+func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*appliance.WriteResult, error) {
+	view := req.View
+	viewKey := []byte(view.Key())
+	n := len(req.Rows)
+	// Sort once outside the transaction; sequences are added inside it.
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		ra, rb := &req.Rows[a], &req.Rows[b]
+		if c := bytes.Compare(ra.Key, rb.Key); c != 0 {
+			return c
+		}
+		switch {
+		case ra.EventTime < rb.EventTime:
+			return -1
+		case ra.EventTime > rb.EventTime:
+			return 1
+		}
+		return 0 // stable: input order, which is sequence order
+	})
+	encoded := make([][]byte, n)
+	for i := range req.Rows {
+		encoded[i] = s.codec.Seal(nil, encodeValues(nil, req.Rows[i].Values))
+	}
+	res := &appliance.WriteResult{}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		*res = appliance.WriteResult{}
+		if req.Idempotency != nil {
+			if rec, ok, err := s.idempotency(tx, req.Idempotency.Key); err != nil {
+				return err
+			} else if ok {
+				if !bytes.Equal(rec.BodyHash, req.Idempotency.BodyHash[:]) {
+					return idempotencyConflict()
+				}
+				res.Replayed, res.Duplicate = rec.Response, true
+				return nil
+			}
+		}
+		offline := tx.Bucket(bucketOffline).Bucket(viewKey)
+		online := tx.Bucket(bucketOnline).Bucket(viewKey)
+		index := tx.Bucket(bucketIngestIndex).Bucket(viewKey)
+		if offline == nil || online == nil || index == nil {
+			return appliance.NotFound("feature view", view.Key())
+		}
+		index.FillPercent = 1 // sequences only grow
+		meta := tx.Bucket(bucketMeta)
+		var first uint64 = 1
+		if v := meta.Get(keyIngestSeq); v != nil {
+			first = binary.BigEndian.Uint64(v) + 1
+		}
+		stats := tx.Bucket(bucketViewStats)
+		counts := readCounts(stats, viewKey)
+		key := make([]byte, 0, 64)
+		onlineVal := make([]byte, 0, 256)
+		for pos, i := range order {
+			row := &req.Rows[i]
+			seq := first + uint64(i)
+			key = appendOfflineKey(key[:0], row.Key, row.EventTime, seq)
+			if err := offline.Put(key, encoded[i]); err != nil {
+				return fmt.Errorf("put offline row: %w", err)
+			}
+			if err := index.Put(u64(seq), s.codec.Seal(nil, key)); err != nil {
+				return fmt.Errorf("put ingest index: %w", err)
+			}
+			lastOfEntity := pos == n-1 || !bytes.Equal(req.Rows[order[pos+1]].Key, row.Key)
+			if req.OfflineOnly || !lastOfEntity {
+				continue
+			}
+			if old := online.Get(row.Key); old != nil {
+				plain, err := s.codec.Open(onlineVal[:0], old)
+				if err != nil || len(plain) < 16 {
+					return fmt.Errorf("online row of %s: corrupt (%v)", view.Key(), err)
+				}
+				oldTime, oldSeq := readTime(plain), binary.BigEndian.Uint64(plain[8:])
+				if row.EventTime < oldTime || row.EventTime == oldTime && seq < oldSeq {
+					continue
+				}
+			} else {
+				counts.online++
+			}
+			// The online value is sealed as one: time, sequence and values.
+			plain := appendTime(onlineVal[:0], row.EventTime)
+			plain = binary.BigEndian.AppendUint64(plain, seq)
+			plain = encodeValues(plain, row.Values)
+			if err := online.Put(slices.Clone(row.Key), s.codec.Seal(nil, plain)); err != nil {
+				return fmt.Errorf("put online row: %w", err)
+			}
+			res.Online++
+		}
+		res.Written = n
+		if n > 0 {
+			res.FirstSeq, res.LastSeq = first, first+uint64(n)-1
+			if err := meta.Put(keyIngestSeq, u64(res.LastSeq)); err != nil {
+				return err
+			}
+			counts.offline += uint64(n)
+			counts.lastSeq = res.LastSeq
+			if err := stats.Put(viewKey, counts.bytes()); err != nil {
+				return err
+			}
+		}
+		if req.Idempotency != nil {
+			rec := idempotencyRecord{BodyHash: req.Idempotency.BodyHash[:], Response: req.Idempotency.Response, At: s.now().UTC()}
+			if err := s.putJSON(tx.Bucket(bucketIdempotency), []byte(req.Idempotency.Key), &rec); err != nil {
+				return err
+			}
+		}
+		return s.audit(ctx, tx, appliance.AuditRecord{Action: "rows.write", Object: "feature_view/" + view.Key(),
+			Summary: map[string]any{"rows": n, "online": res.Online, "first_seq": res.FirstSeq, "last_seq": res.LastSeq, "offline_only": req.OfflineOnly}})
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Duplicate {
+		s.rowsWritten.Add(n)
+	}
+	return res, nil
+}
+
+func idempotencyConflict() error {
+	return &appliance.Error{Code: appliance.ECONFLICT, Field: "Idempotency-Key",
+		Message: "this key was used for a request with a different body; use a new key for new data"}
+}
+
+// idempotency returns a live stored answer for key.
+func (s *Store) idempotency(tx *bolt.Tx, key string) (*idempotencyRecord, bool, error) {
+	var rec idempotencyRecord
+	ok, err := s.getJSON(tx.Bucket(bucketIdempotency), []byte(key), &rec)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if s.now().Sub(rec.At) > s.opts.IdempotencyTTL {
+		return nil, false, nil
+	}
+	return &rec, true, nil
+}
+
+// IdempotentResponse implements appliance.FeatureStore.
+func (s *Store) IdempotentResponse(_ context.Context, key string) ([]byte, [32]byte, bool, error) {
+	var rec *idempotencyRecord
+	var ok bool
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		rec, ok, err = s.idempotency(tx, key)
+		return err
+	})
+	var hash [32]byte
+	if err != nil || !ok {
+		return nil, hash, false, err
+	}
+	copy(hash[:], rec.BodyHash)
+	return rec.Response, hash, true, nil
+}
+
+// ReadOnline implements appliance.FeatureStore.
+func (s *Store) ReadOnline(_ context.Context, view *appliance.FeatureView, keys [][]byte, out []appliance.OnlineRow) error {
+	if len(out) != len(keys) {
+		panic("BUG: ReadOnline: len(out) != len(keys)")
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return fmt.Errorf("read online %s: %w", view.Key(), err)
+	}
+	defer tx.Rollback()
+	b := tx.Bucket(bucketOnline).Bucket([]byte(view.Key()))
+	if b == nil {
+		return appliance.NotFound("feature view", view.Key())
+	}
+	var buf [512]byte
+	for i, k := range keys {
+		raw := b.Get(k)
+		if raw == nil {
+			out[i].Found = false
+			out[i].Values = out[i].Values[:0]
+			continue
+		}
+		plain, err := s.codec.Open(buf[:0], raw)
+		if err != nil || len(plain) < 16 {
+			return fmt.Errorf("read online %s: corrupt row (%v)", view.Key(), err)
+		}
+		out[i].Found = true
+		out[i].EventTime = readTime(plain)
+		if out[i].Values, err = decodeValues(out[i].Values, plain[16:], len(view.Features)); err != nil {
+			return fmt.Errorf("read online %s: %w", view.Key(), err)
+		}
+	}
+	return nil
+}
+
+// EraseEntityKey implements appliance.FeatureStore. Every version of every
+// view keyed by the entity is searched: by prefix where the entity's join
+// keys lead the view's key, otherwise by decoding each key.
+func (s *Store) EraseEntityKey(ctx context.Context, entity *appliance.Entity, key []appliance.Value) (*appliance.EraseResult, error) {
+	if len(key) != len(entity.JoinKeys) {
+		return nil, appliance.Invalid("key", "entity %q has %d join keys, got %d values", entity.Name, len(entity.JoinKeys), len(key))
+	}
+	var views []*appliance.FeatureView
+	for _, versions := range s.registry.Load().views {
+		for _, v := range versions {
+			if v.HasEntity(entity.Name) {
+				views = append(views, v)
+			}
+		}
+	}
+	slices.SortFunc(views, func(a, b *appliance.FeatureView) int { return cmpString(a.Key(), b.Key()) })
+	res := &appliance.EraseResult{Views: []string{}}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		*res = appliance.EraseResult{Views: []string{}}
+		for _, v := range views {
+			match, prefix := entityMatcher(v, entity, key)
+			viewKey := []byte(v.Key())
+			offline := tx.Bucket(bucketOffline).Bucket(viewKey)
+			online := tx.Bucket(bucketOnline).Bucket(viewKey)
+			index := tx.Bucket(bucketIngestIndex).Bucket(viewKey)
+			if offline == nil || online == nil || index == nil {
+				continue
+			}
+			// Collect first: deleting under a bbolt cursor can skip keys.
+			offKeys := collectKeys(offline, prefix, func(k []byte) bool { return len(k) >= 16 && match(k[:len(k)-16]) })
+			onKeys := collectKeys(online, prefix, match)
+			for _, k := range offKeys {
+				if err := offline.Delete(k); err != nil {
+					return err
+				}
+				if err := index.Delete(k[len(k)-8:]); err != nil {
+					return err
+				}
+			}
+			for _, k := range onKeys {
+				if err := online.Delete(k); err != nil {
+					return err
+				}
+			}
+			if len(offKeys)+len(onKeys) > 0 {
+				stats := tx.Bucket(bucketViewStats)
+				c := readCounts(stats, viewKey)
+				c.offline -= min(c.offline, uint64(len(offKeys)))
+				c.online -= min(c.online, uint64(len(onKeys)))
+				if err := stats.Put(viewKey, c.bytes()); err != nil {
+					return err
+				}
+				res.Views = append(res.Views, v.Key())
+			}
+			res.Offline += len(offKeys)
+			res.Online += len(onKeys)
+		}
+		// The key itself is personal data: the audit names only the entity.
+		return s.audit(ctx, tx, appliance.AuditRecord{Action: "entity.erase", Object: "entity/" + entity.Name,
+			Summary: map[string]any{"views": res.Views, "offline_rows": res.Offline, "online_rows": res.Online}})
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// entityMatcher returns a predicate on a view's entity keys that is true
+// when the entity's part equals key, and the key prefix to scan (nil: all).
+func entityMatcher(v *appliance.FeatureView, entity *appliance.Entity, key []appliance.Value) (func([]byte) bool, []byte) {
+	var want []byte
+	for _, k := range key {
+		want = appliance.AppendEntityKeyPart(want, k)
+	}
+	if v.JoinKeys[0].Entity == entity.Name {
+		return func(k []byte) bool { return bytes.HasPrefix(k, want) }, want
+	}
+	return func(k []byte) bool {
+		rest := k
+		for _, jk := range v.JoinKeys {
+			start := rest
+			var err error
+			if _, rest, err = appliance.DecodeEntityKeyPart(rest, jk.ValueType); err != nil {
+				return false
+			}
+			if jk.Entity == entity.Name {
+				// The entity's join keys are adjacent: compare them at once.
+				return bytes.HasPrefix(start, want)
+			}
+		}
+		return false
+	}, nil
+}
+
+func collectKeys(b *bolt.Bucket, prefix []byte, match func([]byte) bool) [][]byte {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if match(k) {
+			keys = append(keys, slices.Clone(k))
+		}
+	}
+	return keys
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ViewStats implements appliance.FeatureStore.
+func (s *Store) ViewStats(_ context.Context, view *appliance.FeatureView) (*appliance.ViewStats, error) {
+	var c viewCounts
+	err := s.view(func(tx *bolt.Tx) error {
+		c = readCounts(tx.Bucket(bucketViewStats), []byte(view.Key()))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &appliance.ViewStats{OfflineRows: int(c.offline), OnlineRows: int(c.online), LastSeq: c.lastSeq}, nil
+}
+
+var _ = json.Marshal

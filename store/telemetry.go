@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Telemetry is the bounded asynchronous buffer for high-rate logs
+// (predictions, exposures). Append never blocks: a full buffer drops the
+// record and counts it. A flusher writes what is buffered at least every
+// flush interval, in one transaction per flush, off the request path.
+type Telemetry struct {
+	s       *Store
+	buf     chan telemetryRecord
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	set     *metrics.Set
+	mu      sync.Mutex
+	dropped map[string]*metrics.Counter
+	written *metrics.Counter
+	flushes *metrics.Counter
+	failed  *metrics.Counter
+}
+
+type telemetryRecord struct {
+	kind string
+	data []byte
+}
+
+func newTelemetry(s *Store, set *metrics.Set) *Telemetry {
+	t := &Telemetry{
+		s: s, buf: make(chan telemetryRecord, s.opts.TelemetryBuffer),
+		stop: make(chan struct{}), done: make(chan struct{}), set: set,
+		dropped: map[string]*metrics.Counter{},
+		written: set.NewCounter("mlnode_telemetry_written_total"),
+		flushes: set.NewCounter("mlnode_telemetry_flushes_total"),
+		failed:  set.NewCounter("mlnode_telemetry_write_errors_total"),
+	}
+	set.NewGauge("mlnode_telemetry_buffered", func() float64 { return float64(len(t.buf)) })
+	t.droppedCounter("prediction")
+	t.droppedCounter("exposure")
+	go t.run()
+	return t
+}
+
+// Telemetry returns the store's telemetry buffer.
+func (s *Store) Telemetry() *Telemetry { return s.telemetry }
+
+func (t *Telemetry) droppedCounter(kind string) *metrics.Counter {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.dropped[kind]
+	if !ok {
+		c = t.set.NewCounter(`mlnode_telemetry_dropped_total{kind="` + kind + `"}`)
+		t.dropped[kind] = c
+	}
+	return c
+}
+
+// Append queues a record of a kind (a short constant such as "prediction")
+// and reports whether it was kept. data is owned by the buffer afterwards.
+func (t *Telemetry) Append(kind string, data []byte) bool {
+	select {
+	case t.buf <- telemetryRecord{kind, data}:
+		return true
+	default:
+		t.droppedCounter(kind).Inc()
+		return false
+	}
+}
+
+// Dropped returns how many records of a kind were dropped.
+func (t *Telemetry) Dropped(kind string) uint64 { return t.droppedCounter(kind).Get() }
+
+func (t *Telemetry) run() {
+	defer close(t.done)
+	tick := time.NewTicker(t.s.opts.TelemetryFlush)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			t.flush()
+		case <-t.stop:
+			t.flush()
+			return
+		}
+	}
+}
+
+// flush writes everything buffered now. A failed write is counted and its
+// records lost: telemetry must never back up into requests.
+func (t *Telemetry) flush() {
+	n := len(t.buf)
+	if n == 0 {
+		return
+	}
+	batch := make([]telemetryRecord, 0, n)
+	for range n {
+		batch = append(batch, <-t.buf)
+	}
+	err := t.s.update(context.Background(), func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketTelemetry)
+		for _, r := range batch {
+			b, err := root.CreateBucketIfNotExists([]byte(r.kind))
+			if err != nil {
+				return err
+			}
+			b.FillPercent = 1
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := b.Put(u64(seq), t.s.codec.Seal(nil, r.data)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	t.flushes.Inc()
+	if err != nil {
+		t.failed.Add(len(batch))
+		t.s.log.Error("telemetry flush", "records", len(batch), "err", err)
+		return
+	}
+	t.written.Add(len(batch))
+}
+
+// Read calls fn for each stored record of a kind after sequence after, in
+// order, until fn returns false. data is only valid during the call.
+func (t *Telemetry) Read(kind string, after uint64, fn func(seq uint64, data []byte) bool) error {
+	return t.s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTelemetry).Bucket([]byte(kind))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		var buf []byte
+		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+			plain, err := t.s.codec.Open(buf[:0], v)
+			if err != nil {
+				return err
+			}
+			buf = plain
+			if !fn(readU64(k), plain) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+func (t *Telemetry) close() {
+	t.once.Do(func() {
+		close(t.stop)
+		<-t.done
+	})
+}
+
+func readU64(b []byte) uint64 {
+	var n uint64
+	for _, c := range b {
+		n = n<<8 | uint64(c)
+	}
+	return n
+}
