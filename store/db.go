@@ -15,6 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/mlnode/mlnode/appliance"
 )
@@ -139,7 +140,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		// commit: cheaper ingest, a slower start on a big file.
 		NoFreelistSync: true,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w (waited %s for its lock; is another mlnode running on this data dir?)", path, ErrLocked, opts.LockTimeout)
 	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -371,5 +370,3 @@ func (s *Store) ViewStats(_ context.Context, view *appliance.FeatureView) (*appl
 	}
 	return &appliance.ViewStats{OfflineRows: int(c.offline), OnlineRows: int(c.online), LastSeq: c.lastSeq}, nil
 }
-
-var _ = json.Marshal

@@ -1,15 +1,16 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/mlnode/mlnode/appliance"
 )
@@ -382,7 +383,7 @@ func (s *Store) DeleteFeatureView(ctx context.Context, name string, force bool) 
 		}
 		for _, v := range versions {
 			for _, root := range [][]byte{bucketOffline, bucketOnline, bucketIngestIndex} {
-				if err := tx.Bucket(root).DeleteBucket([]byte(v.Key())); err != nil && err != bolt.ErrBucketNotFound {
+				if err := tx.Bucket(root).DeleteBucket([]byte(v.Key())); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 					return err
 				}
 			}
@@ -530,5 +531,3 @@ func (s *Store) DeleteFeatureService(ctx context.Context, name string) error {
 		s.registry.Store(reg)
 	})
 }
-
-var _ = bytes.Equal

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
@@ -401,5 +400,3 @@ func joinKeyNames(v *appliance.FeatureView) string {
 	}
 	return strings.Join(names, ", ")
 }
-
-var _ = io.EOF

@@ -35,7 +35,7 @@ func (d *decoder) decodeNDJSON(r io.Reader) error {
 			continue
 		} else if st.pos < st.n {
 			line = st.buf[st.pos:st.n]
-			st.pos = st.n
+			st.pos, scanned = st.n, 0
 		} else {
 			return nil
 		}
