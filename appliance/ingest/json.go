@@ -46,7 +46,7 @@ func (d *decoder) decodeNDJSON(r io.Reader) error {
 			return err
 		}
 		sc.reset(line)
-		if !d.jsonRow(&sc) {
+		if !d.jsonRow(&sc, true) {
 			d.failRow(fmt.Sprintf("not a JSON object: %s at column %d", sc.err, sc.errAt+1))
 		}
 		d.end()
@@ -94,19 +94,20 @@ func (d *decoder) decodeJSON(r io.Reader) error {
 			st.pos++
 			break
 		}
-		end, err := st.element()
-		if err != nil {
+		if err := st.bufferValue(); err != nil {
 			return err
 		}
 		if err := d.begin(); err != nil {
 			return err
 		}
-		sc.reset(st.buf[st.pos:end])
-		if !d.jsonRow(&sc) {
+		// The scanner sees the whole window, not just the element, so that
+		// an error at the element's last byte names the character after it.
+		sc.reset(st.buf[st.pos:st.n])
+		if !d.jsonRow(&sc, false) {
 			return st.syntaxError(st.pos+sc.errAt, sc.err)
 		}
 		d.end()
-		st.pos = end
+		st.pos += sc.i
 		c, ok, err = st.peek()
 		if err != nil {
 			return err
@@ -135,8 +136,9 @@ func (d *decoder) decodeJSON(r io.Reader) error {
 
 // jsonRow parses the object in s as the current row. It returns false on a
 // syntax error; other problems go to d.fail, and parsing goes on to the end
-// of the object so that a syntax error later in the row still counts.
-func (d *decoder) jsonRow(s *scanner) bool {
+// of the object so that a syntax error later in the row still counts. whole
+// says that s must hold nothing but the row.
+func (d *decoder) jsonRow(s *scanner, whole bool) bool {
 	s.ws()
 	if s.eof() {
 		return s.fail("")
@@ -146,8 +148,7 @@ func (d *decoder) jsonRow(s *scanner) bool {
 		if !s.skip() {
 			return false
 		}
-		s.ws()
-		if !s.eof() {
+		if s.ws(); whole && !s.eof() {
 			return s.fail("after top-level value")
 		}
 		d.failRow("not a JSON object: got " + kind)
@@ -207,8 +208,7 @@ func (d *decoder) jsonRow(s *scanner) bool {
 			s.i++
 		}
 	}
-	s.ws()
-	if !s.eof() {
+	if s.ws(); whole && !s.eof() {
 		return s.fail("after top-level value")
 	}
 	return true

@@ -108,11 +108,12 @@ func (st *stream) peek() (c byte, ok bool, err error) {
 	}
 }
 
-// element returns the end of the JSON value starting at st.pos, reading as
-// much of the body as it needs. It only tracks strings and nesting; the
-// scanner validates the value afterwards. At the end of the body it returns
-// what there is, and the scanner reports the value as cut short.
-func (st *stream) element() (int, error) {
+// bufferValue reads until buf[pos:n] holds the whole JSON value starting at
+// st.pos, or the body ends. It only tracks strings and nesting, which is
+// enough to find where a valid value ends; the scanner then validates the
+// value, and stops within what was buffered: where this finds the end of a
+// value, the scanner finds the same end or an error before it.
+func (st *stream) bufferValue() error {
 	var (
 		depth       int
 		inStr, esc  bool
@@ -141,13 +142,13 @@ func (st *stream) element() (int, error) {
 				} else if c == '"' {
 					inStr = false
 					if depth == 0 {
-						return i + 1, nil
+						return nil
 					}
 				}
 			case scalar:
 				switch c {
 				case ',', ']', '}', ' ', '\t', '\n', '\r':
-					return i, nil
+					return nil
 				}
 			default:
 				switch c {
@@ -158,17 +159,17 @@ func (st *stream) element() (int, error) {
 				case '}', ']':
 					depth--
 					if depth == 0 {
-						return i + 1, nil
+						return nil
 					}
 				}
 			}
 		}
 		if st.eof {
-			return st.n, nil
+			return nil
 		}
 		off := i - scannedFrom
 		if err := st.fill(); err != nil {
-			return 0, err
+			return err
 		}
 		scannedFrom = st.pos
 		i = st.pos + off

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the mlnode binary built once for the end-to-end tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mlnode-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "mlnode")
+	out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build mlnode: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is a running mlnode process.
+type node struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	url    string
+	token  string
+	stderr *syncBuffer
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startNode runs `mlnode serve` on dataDir and waits for its address.
+func startNode(t *testing.T, dataDir string, env ...string) *node {
+	t.Helper()
+	cmd := exec.Command(binPath, "serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = n.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	go func() { n.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-n.done
+		}
+	})
+	deadline := time.After(20 * time.Second)
+	for n.url == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("mlnode exited before listening: %s", n.stderr)
+			}
+			if _, after, found := strings.Cut(line, "listening on "); found {
+				n.url = strings.TrimSpace(after)
+			}
+		case <-deadline:
+			t.Fatalf("mlnode did not start: %s", n.stderr)
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	if raw, err := os.ReadFile(filepath.Join(dataDir, "admin.token")); err == nil {
+		n.token = strings.TrimSpace(string(raw))
+	}
+	return n
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (n *node) wait(timeout time.Duration) int {
+	n.t.Helper()
+	select {
+	case <-n.done:
+	case <-time.After(timeout):
+		n.cmd.Process.Kill()
+		n.t.Fatalf("mlnode did not exit within %s: %s", timeout, n.stderr)
+	}
+	return n.cmd.ProcessState.ExitCode()
+}
+
+func (n *node) call(method, path, contentType string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequest(method, n.url+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
+}
+
+func (n *node) mustCall(method, path string, body any, want int) []byte {
+	n.t.Helper()
+	var raw []byte
+	ctype := ""
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw, ctype = []byte(b), "application/x-ndjson"
+	default:
+		raw, _ = json.Marshal(b)
+		ctype = "application/json"
+	}
+	status, resp, err := n.call(method, path, ctype, raw)
+	if err != nil || status != want {
+		n.t.Fatalf("%s %s: %d %v: %s", method, path, status, err, resp)
+	}
+	return resp
+}
+
+func defineUserStats(n *node) {
+	n.mustCall("POST", "/api/v1/entities", map[string]any{"name": "user", "join_keys": []string{"user_id"}, "value_type": "string"}, 201)
+	n.mustCall("POST", "/api/v1/feature-views", map[string]any{"name": "user_stats", "entities": []string{"user"}, "features": []map[string]string{
+		{"name": "clicks", "dtype": "int64"}, {"name": "score", "dtype": "float64"}}}, 201)
+}
+
+func TestBinary_QuickStartAndGracefulStop(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	fi, err := os.Stat(filepath.Join(dir, "admin.token"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.token: %v %v", fi, err)
+	}
+	if strings.Contains(n.stderr.String(), n.token) {
+		t.Fatal("the admin token was logged")
+	}
+	defineUserStats(n)
+	n.mustCall("POST", "/api/v1/feature-views/user_stats/rows", `{"user_id":"u1","event_timestamp":"2026-01-01T00:00:00Z","clicks":5,"score":0.25}`, 200)
+	got := n.mustCall("POST", "/get-online-features", map[string]any{"features": []string{"user_stats:clicks"}, "entities": map[string]any{"user_id": []string{"u1"}}}, 200)
+	if !strings.Contains(string(got), `"values":[5]`) {
+		t.Fatalf("online read: %s", got)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := n.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM: %s", code, n.stderr)
+	}
+	if !strings.Contains(n.stderr.String(), "mlnode stopped") {
+		t.Fatalf("no clean stop logged: %s", n.stderr)
+	}
+	// The store opens cleanly again with its data and the same token.
+	n2 := startNode(t, dir)
+	got = n2.mustCall("GET", "/api/v1/feature-views/user_stats/online?user_id=u1", nil, 200)
+	if !strings.Contains(string(got), `"clicks":5`) {
+		t.Fatalf("after restart: %s", got)
+	}
+}
+
+func TestBinary_AdminTokenFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, "MLNODE_ADMIN_TOKEN=env-admin-token-0123456789")
+	if _, err := os.Stat(filepath.Join(dir, "admin.token")); !os.IsNotExist(err) {
+		t.Fatalf("admin.token written although MLNODE_ADMIN_TOKEN was set: %v", err)
+	}
+	n.token = "env-admin-token-0123456789"
+	n.mustCall("GET", "/api/v1/tokens", nil, 200)
+}
+
+func TestBinary_SecondNodeOnSameDataDirFails(t *testing.T) {
+	dir := t.TempDir()
+	startNode(t, dir)
+	start := time.Now()
+	out, err := exec.Command(binPath, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0").CombinedOutput()
+	if err == nil {
+		t.Fatalf("second node started: %s", out)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("second node took %s to fail", took)
+	}
+	if !strings.Contains(string(out), "in use by another process") {
+		t.Fatalf("unclear message: %s", out)
+	}
+}
+
+// SIGTERM while a request is in flight: the request completes, then the
+// node exits cleanly.
+func TestBinary_SIGTERMFinishesInFlightRequest(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	defineUserStats(n)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", n.url+"/api/v1/feature-views/user_stats/rows", pr)
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		res <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	fmt.Fprintln(pw, `{"user_id":"a","event_timestamp":1700000000,"clicks":1}`)
+	time.Sleep(300 * time.Millisecond)
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	fmt.Fprintln(pw, `{"user_id":"b","event_timestamp":1700000000,"clicks":2}`)
+	pw.Close()
+	r := <-res
+	if r.err != nil || r.status != 200 || !strings.Contains(r.body, `"accepted":2`) {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+	if code := n.wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d: %s", code, n.stderr)
+	}
+}
+
+// A node killed with SIGKILL in the middle of heavy ingest: after restart
+// every row whose request got a 2xx is readable and the store opens cleanly.
+func TestBinary_SIGKILLDuringIngestKeepsAcknowledgedRows(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	defineUserStats(n)
+	const writers = 8
+	var mu sync.Mutex
+	acked := map[string]int{} // user id → clicks
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := 0; ; b++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var body strings.Builder
+				ids := make([]string, 500)
+				for i := range ids {
+					ids[i] = fmt.Sprintf("w%d_b%d_r%d", w, b, i)
+					fmt.Fprintf(&body, "{\"user_id\":%q,\"event_timestamp\":1700000000,\"clicks\":%d,\"score\":1.5}\n", ids[i], b*1000+i)
+				}
+				status, _, err := n.call("POST", "/api/v1/feature-views/user_stats/rows", "application/x-ndjson", []byte(body.String()))
+				if err != nil {
+					return // the node is gone
+				}
+				if status == 200 {
+					mu.Lock()
+					for i, id := range ids {
+						acked[id] = b*1000 + i
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	// Let ingest run, then kill without warning.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		k := len(acked)
+		mu.Unlock()
+		if k >= 20000 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	n.wait(10 * time.Second)
+	close(stop)
+	wg.Wait()
+	if len(acked) == 0 {
+		t.Fatal("no batch was acknowledged before the kill")
+	}
+	n2 := startNode(t, dir)
+	ids := make([]string, 0, len(acked))
+	for id := range acked {
+		ids = append(ids, id)
+	}
+	for start := 0; start < len(ids); start += 2000 {
+		chunk := ids[start:min(start+2000, len(ids))]
+		raw := n2.mustCall("POST", "/get-online-features", map[string]any{"features": []string{"user_stats:clicks"}, "entities": map[string]any{"user_id": chunk}}, 200)
+		var resp struct {
+			Results []struct {
+				Values   []any    `json:"values"`
+				Statuses []string `json:"statuses"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal(raw, &resp); err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range chunk {
+			if resp.Results[1].Statuses[i] != "PRESENT" || int(resp.Results[1].Values[i].(float64)) != acked[id] {
+				t.Fatalf("acknowledged row %s lost after SIGKILL: %v %v", id, resp.Results[1].Statuses[i], resp.Results[1].Values[i])
+			}
+		}
+	}
+	verify := n2.mustCall("GET", "/api/v1/audit/verify", nil, 200)
+	if !strings.Contains(string(verify), `"ok":true`) {
+		t.Fatalf("audit after SIGKILL: %s", verify)
+	}
+	t.Logf("%d acknowledged rows all present after SIGKILL", len(acked))
+}
+
+func TestCLI(t *testing.T) {
+	tests := []struct {
+		args     []string
+		env      []string
+		code     int
+		contains string
+	}{
+		{[]string{"version"}, nil, 0, "mlnode "},
+		{[]string{"--help"}, nil, 0, "mlnode serve"},
+		{nil, nil, 2, "Usage"},
+		{[]string{"launch"}, nil, 2, `unknown command "launch"`},
+		{[]string{"serve", "--help"}, nil, 0, "-data-dir"},
+		{[]string{"serve", "--bogus"}, nil, 2, "bogus"},
+		{[]string{"serve", "--addr", "nonsense"}, nil, 2, "addr"},
+		{[]string{"serve", "--log-level", "loud"}, nil, 2, "log_level"},
+		{[]string{"serve", "--config", "/nonexistent.yaml"}, nil, 2, "/nonexistent.yaml"},
+		{[]string{"serve"}, []string{"MLNODE_INGEST_BODY_LIMIT=lots"}, 2, "MLNODE_INGEST_BODY_LIMIT"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := exec.Command(binPath, tt.args...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != tt.code || !strings.Contains(string(out), tt.contains) {
+				t.Fatalf("exit %d, want %d; output must contain %q:\n%s", code, tt.code, tt.contains, out)
+			}
+		})
+	}
+}
+
+func TestConfig_FileEnvFlagPrecedence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mlnode.yaml")
+	os.WriteFile(path, []byte("data_dir: /from/file\naddr: 127.0.0.1:1111\ningest_body_limit: 1MiB\nlog_level: debug\n"), 0o600)
+	t.Setenv("MLNODE_ADDR", "127.0.0.1:2222")
+	m := NewMain()
+	m.Stderr = io.Discard
+	if err := m.ParseFlags([]string{"--config", path, "--log-level", "warn"}); err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if c.DataDir != "/from/file" || c.Addr != "127.0.0.1:2222" || c.IngestBodyLimit != 1<<20 || c.LogLevel != "warn" {
+		t.Fatalf("config %+v", c)
+	}
+	os.WriteFile(path, []byte("datadir: x\n"), 0o600)
+	if err := NewMain().ParseFlags([]string{"--config", path}); err == nil || !strings.Contains(err.Error(), "datadir") {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+// The in-process node, as the end-to-end tests' binary runs it.
+func TestMain_RunAndClose(t *testing.T) {
+	m := NewMain()
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	m.Config.DataDir, m.Config.Addr = t.TempDir(), "127.0.0.1:0"
+	m.AdminToken = "in-process-admin-token-01234"
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + m.Addr() + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
