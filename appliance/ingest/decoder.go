@@ -155,7 +155,9 @@ func (d *decoder) begin() error {
 	d.keyBuf = d.keyBuf[:0]
 	n := len(d.view.Features)
 	if len(d.slab)-d.slabOff < n {
-		d.slab = make([]appliance.Value, n*slabRows)
+		// Small first, since most requests are; then up to slabRows rows.
+		rows := min(max(2*len(d.slab)/n, 8), slabRows)
+		d.slab = make([]appliance.Value, n*rows)
 		d.slabOff = 0
 	}
 	d.vals = d.slab[d.slabOff : d.slabOff+n : d.slabOff+n]

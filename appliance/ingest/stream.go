@@ -5,12 +5,13 @@ import (
 	"io"
 )
 
-// Buffer sizes of a stream. A line or array element longer than the buffer
-// grows it by doubling, so that a long one costs linear time; the caller's
-// body limit bounds it.
+// Buffer sizes of a stream. It starts small, since most requests are, and
+// doubles to streamBuf as the body goes on. A line or array element longer
+// than the buffer keeps doubling it, so that a long one costs linear time;
+// the caller's body limit bounds it.
 const (
-	streamBuf = 64 << 10
-	minRead   = 16 << 10
+	initialBuf = 4 << 10
+	streamBuf  = 64 << 10
 )
 
 // stream is a window over the body: buf[pos:n] is read but not consumed.
@@ -31,13 +32,17 @@ type stream struct {
 }
 
 func newStream(r io.Reader, track bool) *stream {
-	return &stream{r: r, buf: make([]byte, streamBuf), track: track}
+	return &stream{r: r, buf: make([]byte, initialBuf), track: track}
 }
 
 // fill reads more of the body, keeping buf[pos:n]. Its only error is a read
 // error, wrapped; at the end of the body it sets eof.
+//
+// Consumed bytes are dropped only when the free space runs low, and the
+// buffer then doubles unless that freed half of it: a reader that hands out
+// a few bytes at a time would otherwise make a long line cost quadratic time.
 func (st *stream) fill() error {
-	if st.pos > 0 {
+	if len(st.buf)-st.n < len(st.buf)/4 {
 		if st.track {
 			done := st.buf[:st.pos]
 			st.lines += bytes.Count(done, []byte{'\n'})
@@ -45,14 +50,14 @@ func (st *stream) fill() error {
 				st.lineStart = st.base + int64(k) + 1
 			}
 		}
-		st.n = copy(st.buf, st.buf[st.pos:st.n])
+		buf := st.buf
+		if len(buf) < streamBuf || st.n-st.pos > len(buf)/2 {
+			buf = make([]byte, 2*len(buf))
+		}
+		st.n = copy(buf, st.buf[st.pos:st.n])
+		st.buf = buf
 		st.base += int64(st.pos)
 		st.pos = 0
-	}
-	if len(st.buf)-st.n < minRead {
-		nb := make([]byte, 2*len(st.buf))
-		copy(nb, st.buf[:st.n])
-		st.buf = nb
 	}
 	// A reader may return nothing and no error; only a reader that keeps
 	// doing so is broken.

@@ -430,3 +430,23 @@ func TestMain_RunAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The README's walkthrough, run as a user would against the real binary.
+func TestBinary_READMEWalkthrough(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	n := startNode(t, t.TempDir())
+	cmd := exec.Command("bash", "../../examples/walkthrough.sh")
+	cmd.Env = append(os.Environ(), "MLNODE_URL="+n.url, "MLNODE_TOKEN="+n.token)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("walkthrough failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"version":1`, `"accepted":2`, `"feature_names":["driver_id","conv_rate","avg_daily_trips"]`,
+		`{"values":[0.81,0.47,null],"statuses":["PRESENT","PRESENT","NOT_FOUND"]`, `"ok":true`} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("walkthrough output lacks %s:\n%s", want, out)
+		}
+	}
+}
