@@ -60,6 +60,7 @@ type Options struct {
 	TelemetryBuffer  int           // records held before drops, default 65536
 	TelemetryFlush   time.Duration // default 1s
 	IdempotencyTTL   time.Duration // how long a stored answer is replayed, default 24h
+	JanitorInterval  time.Duration // how often expired idempotency answers are purged, default 10m
 	InitialMmapBytes int           // default 256 MiB
 }
 
@@ -77,6 +78,8 @@ type Store struct {
 	stopping chan struct{}
 	closed   sync.Once
 	writerWG sync.WaitGroup
+	janitor  sync.WaitGroup
+	cancel   context.CancelFunc
 	// enqueue guards isClosed so that no write enters the queue after the
 	// writer has drained it for the last time.
 	enqueue  sync.RWMutex
@@ -124,6 +127,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = 24 * time.Hour
+	}
+	if opts.JanitorInterval <= 0 {
+		opts.JanitorInterval = 10 * time.Minute
 	}
 	if opts.InitialMmapBytes <= 0 {
 		opts.InitialMmapBytes = 256 << 20
@@ -174,6 +180,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.writerWG.Add(1)
 	go s.writer()
 	s.telemetry = newTelemetry(s, set)
+	var janitorCtx context.Context
+	janitorCtx, s.cancel = context.WithCancel(context.Background())
+	s.janitor.Add(1)
+	go s.runJanitor(janitorCtx)
 	return s, nil
 }
 
@@ -185,6 +195,8 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	var err error
 	s.closed.Do(func() {
+		s.cancel()
+		s.janitor.Wait()
 		s.telemetry.close()
 		s.enqueue.Lock()
 		s.isClosed = true
@@ -194,6 +206,33 @@ func (s *Store) Close() error {
 		err = s.db.Close()
 	})
 	return err
+}
+
+// runJanitor purges expired idempotency answers until ctx ends, in small
+// transactions so that it never holds the writer for long.
+func (s *Store) runJanitor(ctx context.Context) {
+	defer s.janitor.Done()
+	tick := time.NewTicker(s.opts.JanitorInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for {
+			n, err := s.purgeIdempotency(ctx, 1000)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("purge idempotency answers", "err", err)
+				}
+				break
+			}
+			if n < 1000 {
+				break
+			}
+		}
+	}
 }
 
 // migrate brings the file's layout to SchemaVersion. Each step runs in the

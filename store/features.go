@@ -370,3 +370,73 @@ func (s *Store) ViewStats(_ context.Context, view *appliance.FeatureView) (*appl
 	}
 	return &appliance.ViewStats{OfflineRows: int(c.offline), OnlineRows: int(c.online), LastSeq: c.lastSeq}, nil
 }
+
+// ScanIngested calls fn with every row of a view version ingested after
+// sequence afterSeq, in ingest order — late events included, whatever their
+// event time — until fn returns false. It is how incremental jobs find new
+// data. Rows are copies and may be kept.
+func (s *Store) ScanIngested(_ context.Context, view *appliance.FeatureView, afterSeq uint64, fn func(seq uint64, row appliance.Row) bool) error {
+	viewKey := []byte(view.Key())
+	return s.view(func(tx *bolt.Tx) error {
+		index := tx.Bucket(bucketIngestIndex).Bucket(viewKey)
+		offline := tx.Bucket(bucketOffline).Bucket(viewKey)
+		if index == nil || offline == nil {
+			return appliance.NotFound("feature view", view.Key())
+		}
+		c := index.Cursor()
+		var keyBuf, valBuf []byte
+		for k, v := c.Seek(u64(afterSeq + 1)); k != nil; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			offKey, err := s.codec.Open(keyBuf[:0], v)
+			if err != nil || len(offKey) < 16 {
+				return fmt.Errorf("ingest index %s seq %d: corrupt (%v)", view.Key(), seq, err)
+			}
+			keyBuf = offKey
+			raw := offline.Get(offKey)
+			if raw == nil {
+				continue // erased
+			}
+			plain, err := s.codec.Open(valBuf[:0], raw)
+			if err != nil {
+				return err
+			}
+			valBuf = plain
+			values, err := decodeValues(nil, plain, len(view.Features))
+			if err != nil {
+				return fmt.Errorf("offline row %s seq %d: %w", view.Key(), seq, err)
+			}
+			n := len(offKey)
+			row := appliance.Row{Key: slices.Clone(offKey[:n-16]), EventTime: readTime(offKey[n-16:]), Values: values}
+			if !fn(seq, row) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// purgeIdempotency deletes stored answers older than the idempotency TTL,
+// at most limit of them, and reports how many it deleted.
+func (s *Store) purgeIdempotency(ctx context.Context, limit int) (int, error) {
+	deleted := 0
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		deleted = 0
+		b := tx.Bucket(bucketIdempotency)
+		var expired [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(expired) < limit; k, v = c.Next() {
+			var rec idempotencyRecord
+			if s.decodeJSON(v, &rec) != nil || s.now().Sub(rec.At) > s.opts.IdempotencyTTL {
+				expired = append(expired, slices.Clone(k))
+			}
+		}
+		for _, k := range expired {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		deleted = len(expired)
+		return nil
+	}, nil)
+	return deleted, err
+}

@@ -455,3 +455,33 @@ func TestStore_WritesAfterClose(t *testing.T) {
 		t.Fatalf("write after close: %v", err)
 	}
 }
+
+func TestStore_ScanIngested_LateEventsInIngestOrder(t *testing.T) {
+	s := storetest.Open(t, store.Options{})
+	v := mustCreateUserView(t, s)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.WriteRows(ctx, &appliance.WriteRequest{View: v, Rows: []appliance.Row{row("b", t0.Add(time.Hour), 1, 0), row("a", t0.Add(2*time.Hour), 2, 0)}})
+	// A late event, older than everything: found by sequence, not by time.
+	s.WriteRows(ctx, &appliance.WriteRequest{View: v, Rows: []appliance.Row{row("c", t0.Add(-24*time.Hour), 3, 0)}})
+	var got []int64
+	var seqs []uint64
+	err := s.ScanIngested(ctx, v, 0, func(seq uint64, r appliance.Row) bool {
+		got = append(got, r.Values[0].Int)
+		seqs = append(seqs, seq)
+		return true
+	})
+	if err != nil || fmt.Sprint(got) != "[1 2 3]" || fmt.Sprint(seqs) != "[1 2 3]" {
+		t.Fatalf("scan from 0: %v %v %v", got, seqs, err)
+	}
+	got = nil
+	s.ScanIngested(ctx, v, 2, func(seq uint64, r appliance.Row) bool {
+		got = append(got, r.Values[0].Int)
+		if string(r.Key) != string(userKey("c")) || r.EventTime != t0.Add(-24*time.Hour).UnixMicro() {
+			t.Errorf("row %+v", r)
+		}
+		return true
+	})
+	if fmt.Sprint(got) != "[3]" {
+		t.Fatalf("scan after 2: %v", got)
+	}
+}

@@ -117,35 +117,34 @@ func (d *decoder) csvCell(sc *scanner, c *column, cell string) {
 }
 
 func (d *decoder) csvFeature(sc *scanner, c *column, cell string) (reason string) {
-	v := &d.vals[c.feat]
 	switch c.kind {
 	case appliance.KindInt64:
 		var n int64
 		n, reason = parseInt64(cell)
-		*v = appliance.Int64Value(n)
+		d.setInt(c, appliance.KindInt64, n)
 	case appliance.KindFloat64:
 		var f float64
 		f, reason = parseFloat(cell, false)
-		*v = appliance.Float64Value(f)
+		d.setFloat(c, f)
 	case appliance.KindBool:
 		b, ok := parseBool(cell)
 		if !ok {
 			return quote(cell) + " is not a bool: want true, false, 1 or 0"
 		}
-		*v = appliance.BoolValue(b)
+		d.setInt(c, appliance.KindBool, boolInt(b))
 	case appliance.KindString:
 		if !utf8.ValidString(cell) {
 			return "invalid UTF-8"
 		}
 		// The record's fields share one string: a clone keeps only this one.
-		*v = appliance.StringValue(strings.Clone(cell))
+		d.setStr(c, appliance.KindString, strings.Clone(cell))
 	case appliance.KindBytes:
 		d.b64, reason = decodeBase64(d.b64, cell)
-		*v = appliance.BytesValue(d.b64)
+		d.setStr(c, appliance.KindBytes, string(d.b64))
 	case appliance.KindTimestamp:
 		var us int64
 		us, reason = parseTimeText(cell)
-		*v = appliance.Value{Kind: appliance.KindTimestamp, Int: us}
+		d.setInt(c, appliance.KindTimestamp, us)
 	case appliance.KindInt64List, appliance.KindFloat64List, appliance.KindStringList:
 		// The cell holds the list as JSON text.
 		sc.reset([]byte(cell))

@@ -268,6 +268,31 @@ func (d *decoder) failUnknown(name string) {
 	d.fail(truncate(name, 128), "not a join key, %s or a feature of %s", EventTimestamp, d.unknownAt)
 }
 
+// The setters write only the fields that a kind uses: the slot is zero, and
+// assigning a whole Value, with its pointer fields, costs GC write barriers
+// on every number.
+func (d *decoder) setInt(c *column, k appliance.Kind, n int64) {
+	v := &d.vals[c.feat]
+	v.Kind, v.Int = k, n
+}
+
+func (d *decoder) setFloat(c *column, f float64) {
+	v := &d.vals[c.feat]
+	v.Kind, v.Float = appliance.KindFloat64, f
+}
+
+func (d *decoder) setStr(c *column, k appliance.Kind, s string) {
+	v := &d.vals[c.feat]
+	v.Kind, v.Str = k, s
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (d *decoder) setKeyInt(c *column, v int64) { d.keyInts[c.key] = v }
 
 func (d *decoder) setKeyStr(c *column, s []byte) {

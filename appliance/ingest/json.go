@@ -331,7 +331,7 @@ func (d *decoder) jsonFeature(s *scanner, c *column, isNum bool) bool {
 		default:
 			return d.jsonWrong(s, c)
 		}
-		d.vals[c.feat] = appliance.Int64Value(n)
+		d.setInt(c, appliance.KindInt64, n)
 	case appliance.KindFloat64:
 		if !isNum {
 			return d.jsonWrong(s, c)
@@ -342,7 +342,7 @@ func (d *decoder) jsonFeature(s *scanner, c *column, isNum bool) bool {
 		}
 		var f float64
 		f, reason = parseFloat(raw, true)
-		d.vals[c.feat] = appliance.Float64Value(f)
+		d.setFloat(c, f)
 	case appliance.KindBool:
 		if ch != 't' && ch != 'f' {
 			return d.jsonWrong(s, c)
@@ -350,7 +350,7 @@ func (d *decoder) jsonFeature(s *scanner, c *column, isNum bool) bool {
 		if !s.lit() {
 			return false
 		}
-		d.vals[c.feat] = appliance.BoolValue(ch == 't')
+		d.setInt(c, appliance.KindBool, boolInt(ch == 't'))
 	case appliance.KindString:
 		if ch != '"' {
 			return d.jsonWrong(s, c)
@@ -362,7 +362,7 @@ func (d *decoder) jsonFeature(s *scanner, c *column, isNum bool) bool {
 		if !valid {
 			reason = "invalid UTF-8"
 		}
-		d.vals[c.feat] = appliance.StringValue(string(v))
+		d.setStr(c, appliance.KindString, string(v))
 	case appliance.KindBytes:
 		if ch != '"' {
 			return d.jsonWrong(s, c)
@@ -372,13 +372,13 @@ func (d *decoder) jsonFeature(s *scanner, c *column, isNum bool) bool {
 			return false
 		}
 		d.b64, reason = decodeBase64(d.b64, v)
-		d.vals[c.feat] = appliance.BytesValue(d.b64)
+		d.setStr(c, appliance.KindBytes, string(d.b64))
 	case appliance.KindTimestamp:
 		us, ok, handled := d.jsonTime(s, c, isNum)
 		if !handled {
 			return d.jsonWrong(s, c)
 		}
-		d.vals[c.feat] = appliance.Value{Kind: appliance.KindTimestamp, Int: us}
+		d.setInt(c, appliance.KindTimestamp, us)
 		return ok
 	case appliance.KindInt64List, appliance.KindFloat64List, appliance.KindStringList:
 		if ch != '[' {

@@ -450,3 +450,42 @@ func TestBinary_READMEWalkthrough(t *testing.T) {
 		}
 	}
 }
+
+// Over the ingest limit a body is refused with 413, whether its size is
+// declared or it arrives chunked, and nothing is written.
+func TestBinary_IngestBodyLimit(t *testing.T) {
+	n := startNode(t, t.TempDir(), "MLNODE_INGEST_BODY_LIMIT=2KiB")
+	defineUserStats(n)
+	line := `{"user_id":"a","event_timestamp":1700000000,"clicks":1}` + "\n"
+	big := strings.Repeat(line, 100)
+	status, body, err := n.call("POST", "/api/v1/feature-views/user_stats/rows", "application/x-ndjson", []byte(big))
+	if err != nil || status != 413 || !strings.Contains(string(body), `"too_large"`) {
+		t.Fatalf("declared size: %d %v %s", status, err, body)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for range 100 {
+			if _, err := io.WriteString(pw, line); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", n.url+"/api/v1/feature-views/user_stats/rows", pr)
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("chunked: %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pr.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("chunked: %d %s", resp.StatusCode, raw)
+	}
+	got := n.mustCall("GET", "/api/v1/feature-views/user_stats", nil, 200)
+	if !strings.Contains(string(got), `"offline_rows":0`) {
+		t.Fatalf("an oversized body wrote rows: %s", got)
+	}
+}
