@@ -21,7 +21,7 @@ import (
 )
 
 // SchemaVersion is the layout this code reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrLocked means another process holds the database file.
 var ErrLocked = errors.New("data directory is in use by another process")
@@ -43,6 +43,7 @@ var (
 	bucketIdempotency = []byte("idempotency")
 	bucketBlobs       = []byte("blobs")
 	bucketTelemetry   = []byte("telemetry")
+	bucketModules     = []byte("modules")
 
 	keySchemaVersion = []byte("schema_version")
 	keyIngestSeq     = []byte("ingest_seq")
@@ -274,6 +275,11 @@ var migrations = []func(tx *bolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	// 2: module metadata beside the content-addressed blobs.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketModules)
+		return err
 	},
 }
 

@@ -21,7 +21,8 @@
 //	              since N", late events included, is a seek
 //	view_stats    "view@N" → u64 offline rows | u64 online rows | u64 last seq
 //	idempotency   scope|key → stored answer (JSON)
-//	blobs         sha256 → module bytes (reserved for the model registry)
+//	blobs         sha256 (32 bytes) → module bytes
+//	modules       hex sha256 → Module metadata (JSON)        (schema 2)
 //	telemetry     kind → bucket { u64(seq) → record }: prediction and exposure logs
 //
 // The entity key is the concatenation of appliance.AppendEntityKeyPart of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -483,5 +484,33 @@ func TestStore_ScanIngested_LateEventsInIngestOrder(t *testing.T) {
 	})
 	if fmt.Sprint(got) != "[3]" {
 		t.Fatalf("scan after 2: %v", got)
+	}
+}
+
+func TestStore_Modules_ContentAddressed(t *testing.T) {
+	s := storetest.Open(t, store.Options{})
+	wasm := []byte("\x00asm\x01\x00\x00\x00")
+	m := &appliance.Module{Kinds: []string{"model"}}
+	created, err := s.PutModule(ctx, m, wasm)
+	if err != nil || !created || m.SHA256 != appliance.ModuleDigest(wasm) || m.Size != 8 {
+		t.Fatalf("put: %v %v %+v", created, err, m)
+	}
+	again := &appliance.Module{Kinds: []string{"model"}}
+	if created, err := s.PutModule(ctx, again, wasm); err != nil || created || !again.CreatedAt.Equal(m.CreatedAt) {
+		t.Fatalf("identical put: %v %v %+v", created, err, again)
+	}
+	if _, err := s.PutModule(ctx, &appliance.Module{SHA256: strings.Repeat("0", 64)}, wasm); appliance.ErrorCode(err) != appliance.EINVALID {
+		t.Fatalf("wrong claimed digest: %v", err)
+	}
+	got, err := s.ModuleBytes(ctx, m.SHA256)
+	if err != nil || string(got) != string(wasm) {
+		t.Fatalf("bytes: %q %v", got, err)
+	}
+	if _, err := s.Module(ctx, strings.Repeat("a", 64)); appliance.ErrorCode(err) != appliance.ENOTFOUND {
+		t.Fatalf("unknown module: %v", err)
+	}
+	list, _ := s.Modules(ctx)
+	if len(list) != 1 {
+		t.Fatalf("list: %v", list)
 	}
 }

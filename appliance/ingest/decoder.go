@@ -75,6 +75,7 @@ type decoder struct {
 
 	slab    []appliance.Value
 	slabOff int
+	reuse   bool // the slot at slabOff holds a rejected row's values
 	keySlab []byte
 
 	// Scratch reused across rows.
@@ -145,14 +146,7 @@ func (d *decoder) begin() error {
 			return fmt.Errorf("%w: %w", fatal("decoding stopped at row %d: %v", total, err), err)
 		}
 	}
-	d.stamp++
-	if d.stamp == 0 {
-		clear(d.seen)
-		d.stamp = 1
-	}
-	d.failed = false
 	d.keep = len(d.batch.Errors) < d.maxErrors
-	d.keyBuf = d.keyBuf[:0]
 	n := len(d.view.Features)
 	if len(d.slab)-d.slabOff < n {
 		// Small first, since most requests are; then up to slabRows rows.
@@ -161,7 +155,24 @@ func (d *decoder) begin() error {
 		d.slabOff = 0
 	}
 	d.vals = d.slab[d.slabOff : d.slabOff+n : d.slabOff+n]
+	d.reset(d.reuse)
+	d.reuse = false
 	return nil
+}
+
+// reset forgets what the current row has set, to start it over. Its values
+// need clearing only if the slot was used before: fresh slab memory is zero.
+func (d *decoder) reset(used bool) {
+	d.stamp++
+	if d.stamp == 0 {
+		clear(d.seen)
+		d.stamp = 1
+	}
+	d.failed = false
+	d.keyBuf = d.keyBuf[:0]
+	if used {
+		clear(d.vals)
+	}
 }
 
 // end finishes the row: it becomes a Row, or a rejection.
@@ -183,7 +194,7 @@ func (d *decoder) end() {
 		if d.keep {
 			d.batch.Errors = append(d.batch.Errors, RowError{Row: d.batch.Total - 1, Field: d.errField, Reason: d.errReason})
 		}
-		clear(d.vals) // the slot is reused by the next row
+		d.reuse = true // the next row takes the slot over
 		return
 	}
 	d.slabOff += len(d.vals)

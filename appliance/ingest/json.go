@@ -94,17 +94,29 @@ func (d *decoder) decodeJSON(r io.Reader) error {
 			st.pos++
 			break
 		}
-		if err := st.bufferValue(); err != nil {
-			return err
-		}
 		if err := d.begin(); err != nil {
 			return err
 		}
-		// The scanner sees the whole window, not just the element, so that
-		// an error at the element's last byte names the character after it.
-		sc.reset(st.buf[st.pos:st.n])
-		if !d.jsonRow(&sc, false) {
-			return st.syntaxError(st.pos+sc.errAt, sc.err)
+		// The element is parsed from what is buffered. If the scanner runs
+		// out of input, or a number might go on, the element is parsed again
+		// from its start with at least twice as much: cheaper than finding
+		// its end first, since an element rarely straddles a refill.
+		for {
+			sc.reset(st.buf[st.pos:st.n])
+			ok := d.jsonRow(&sc, false)
+			if st.eof || (ok && sc.i < len(sc.b)) {
+				if !ok {
+					return st.syntaxError(st.pos+sc.errAt, sc.err)
+				}
+				break
+			}
+			if !ok && sc.errAt < len(sc.b) {
+				return st.syntaxError(st.pos+sc.errAt, sc.err)
+			}
+			if err := st.more(); err != nil {
+				return err
+			}
+			d.reset(true)
 		}
 		d.end()
 		st.pos += sc.i

@@ -25,6 +25,9 @@ func (s *scanner) reset(b []byte) {
 }
 
 func (s *scanner) ws() {
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return // the common case: compact JSON
+	}
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -55,19 +58,35 @@ func quoteChar(c byte) string {
 	return fmt.Sprintf("byte 0x%02x", c)
 }
 
+// plain marks the bytes a string holds as they are: printable ASCII but the
+// quote and the backslash. It is a table because strings (every column name
+// among them) are most of what a row is made of.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // str scans a string whose opening quote is at s.i and returns its content,
 // still escaped.
 func (s *scanner) str() (raw []byte, flags int, ok bool) {
 	s.i++
 	start := s.i
 	b := s.b
-	for s.i < len(b) {
-		c := b[s.i]
-		switch {
+	for {
+		i := s.i
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		s.i = i
+		if i >= len(b) {
+			return nil, 0, s.fail("")
+		}
+		switch c := b[i]; {
 		case c == '"':
-			raw = b[start:s.i]
 			s.i++
-			return raw, flags, true
+			return b[start:i], flags, true
 		case c == '\\':
 			flags |= strEscaped
 			s.i++
@@ -91,13 +110,10 @@ func (s *scanner) str() (raw []byte, flags int, ok bool) {
 		case c < 0x20:
 			return nil, 0, s.fail("in string literal")
 		default:
-			if c >= 0x80 {
-				flags |= strNonASCII
-			}
+			flags |= strNonASCII
 			s.i++
 		}
 	}
-	return nil, 0, s.fail("")
 }
 
 func isHex(c byte) bool {

@@ -113,72 +113,17 @@ func (st *stream) peek() (c byte, ok bool, err error) {
 	}
 }
 
-// bufferValue reads until buf[pos:n] holds the whole JSON value starting at
-// st.pos, or the body ends. It only tracks strings and nesting, which is
-// enough to find where a valid value ends; the scanner then validates the
-// value, and stops within what was buffered: where this finds the end of a
-// value, the scanner finds the same end or an error before it.
-func (st *stream) bufferValue() error {
-	var (
-		depth       int
-		inStr, esc  bool
-		scalar      bool
-		first       = st.buf[st.pos]
-		i           = st.pos + 1
-		scannedFrom = st.pos
-	)
-	switch first {
-	case '{', '[':
-		depth = 1
-	case '"':
-		inStr = true
-	default:
-		scalar = true
-	}
-	for {
-		for ; i < st.n; i++ {
-			c := st.buf[i]
-			switch {
-			case inStr:
-				if esc {
-					esc = false
-				} else if c == '\\' {
-					esc = true
-				} else if c == '"' {
-					inStr = false
-					if depth == 0 {
-						return nil
-					}
-				}
-			case scalar:
-				switch c {
-				case ',', ']', '}', ' ', '\t', '\n', '\r':
-					return nil
-				}
-			default:
-				switch c {
-				case '"':
-					inStr = true
-				case '{', '[':
-					depth++
-				case '}', ']':
-					depth--
-					if depth == 0 {
-						return nil
-					}
-				}
-			}
-		}
-		if st.eof {
-			return nil
-		}
-		off := i - scannedFrom
+// more reads until the unconsumed data has doubled or the body ends, so
+// that parsing a value again each time it turns out to be cut short costs
+// linear time in all.
+func (st *stream) more() error {
+	want := 2*(st.n-st.pos) + 1
+	for st.n-st.pos < want && !st.eof {
 		if err := st.fill(); err != nil {
 			return err
 		}
-		scannedFrom = st.pos
-		i = st.pos + off
 	}
+	return nil
 }
 
 // syntaxError is the fatal error for malformed JSON at buf[at].
