@@ -120,34 +120,40 @@ func (x *decimal) digitsValue(k int) uint64 {
 	return u
 }
 
-// int64 returns x if it is an integer in range; else the reason.
-func (x *decimal) int64(s string) (int64, string) {
+// int64 returns x if it is an integer in range. The reason it is not is
+// left to the caller to format, so that success costs no allocation.
+func (x *decimal) int64() (v int64, integral, inRange bool) {
 	if x.n == 0 {
-		return 0, ""
+		return 0, true, true
 	}
 	if x.exp < 0 {
-		return 0, s + " is not an integer"
+		return 0, false, true
 	}
 	if x.n+x.exp > 19 {
-		return 0, s + " is out of the int64 range"
+		return 0, true, false
 	}
-	u := x.digitsValue(x.n) // 19 digits fit in a uint64
+	u := x.digitsValue(x.n) // at most 19 digits: fits a uint64
 	for i := 0; i < x.exp; i++ {
-		if u > math.MaxUint64/10 {
-			return 0, s + " is out of the int64 range"
-		}
-		u *= 10
+		u *= 10 // n+exp <= 19 digits: no overflow
 	}
 	if x.neg {
 		if u > 1<<63 {
-			return 0, s + " is out of the int64 range"
+			return 0, true, false
 		}
-		return -int64(u), ""
+		return -int64(u), true, true
 	}
 	if u > math.MaxInt64 {
-		return 0, s + " is out of the int64 range"
+		return 0, true, false
 	}
-	return int64(u), ""
+	return int64(u), true, true
+}
+
+// intReason says why s is not an int64.
+func intReason[T text](s T, integral bool) string {
+	if !integral {
+		return echo(s) + " is not an integer"
+	}
+	return echo(s) + " is out of the int64 range"
 }
 
 // scaled returns floor(x × 10^scale), and false if it does not fit the
@@ -218,7 +224,38 @@ func parseInt64[T text](s T) (int64, string) {
 	if !ok {
 		return 0, quote(s) + " is not an integer"
 	}
-	return x.int64(truncate(string(s), 64))
+	v, integral, inRange := x.int64()
+	if !integral || !inRange {
+		return 0, intReason(s, integral)
+	}
+	return v, ""
+}
+
+// parseKeyInt parses an int64 join key: only -?[0-9]+, stricter than a
+// feature, since a key written as 1.0 or 1e3 is more likely an id that went
+// through a float on its way here than one meant that way.
+func parseKeyInt[T text](s T) (int64, string) {
+	if v, ok := fastInt(s); ok {
+		return v, ""
+	}
+	i := 0
+	if len(s) > 0 && s[0] == '-' {
+		i = 1
+	}
+	if i == len(s) {
+		return 0, quote(s) + " is not an integer"
+	}
+	for ; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return 0, quote(s) + " is not an integer"
+		}
+	}
+	x, _ := parseDecimal(s)
+	v, integral, inRange := x.int64()
+	if !integral || !inRange {
+		return 0, intReason(s, integral)
+	}
+	return v, ""
 }
 
 // parseFloat parses a finite float64. strict says that s is known to be a
@@ -233,7 +270,7 @@ func parseFloat[T text](s T, strict bool) (float64, string) {
 	if err != nil {
 		// Only a range error remains, and it means overflow: underflow
 		// rounds to zero without an error.
-		return 0, truncate(string(s), 64) + " overflows float64"
+		return 0, echo(s) + " overflows float64"
 	}
 	return f, ""
 }
@@ -251,18 +288,17 @@ func parseBool(s string) (bool, bool) {
 
 // timeFromDecimal reads a unix time: seconds below 1e11 (in magnitude),
 // milliseconds from there, since 1e11 seconds is the year 5138 and 1e11
-// milliseconds is 1973.
-func timeFromDecimal(x *decimal, s string) (int64, string) {
+// milliseconds is 1973. It reports false outside the stored range.
+func timeFromDecimal(x *decimal) (int64, bool) {
 	scale := 6
-	if x.n+x.exp > 11 { // x >= 1e11
+	if x.n+x.exp > 11 { // |x| >= 1e11
 		scale = 3
 	}
 	us, ok := x.scaled(scale)
-	if !ok || us < minMicros || us > maxMicros {
-		return 0, s + " is outside the years 0001 to 9999"
-	}
-	return us, ""
+	return us, ok && us >= minMicros && us <= maxMicros
 }
+
+func timeRangeReason[T text](s T) string { return echo(s) + " is outside the years 0001 to 9999" }
 
 // parseTimeNumber parses a JSON number as a unix time.
 func parseTimeNumber(s []byte) (int64, string) {
@@ -270,7 +306,11 @@ func parseTimeNumber(s []byte) (int64, string) {
 	if !ok {
 		return 0, quote(s) + " is not a number"
 	}
-	return timeFromDecimal(&x, truncate(string(s), 64))
+	us, ok := timeFromDecimal(&x)
+	if !ok {
+		return 0, timeRangeReason(s)
+	}
+	return us, ""
 }
 
 // parseTimeText parses a time written as text: RFC 3339, or a unix time in
@@ -278,14 +318,14 @@ func parseTimeNumber(s []byte) (int64, string) {
 func parseTimeText[T text](s T) (int64, string) {
 	if len(s) > 0 && (s[0] == '-' || isDigit(s[0])) {
 		if x, ok := parseDecimal(s); ok {
-			return timeFromDecimal(&x, truncate(string(s), 64))
+			us, ok := timeFromDecimal(&x)
+			if !ok {
+				return 0, timeRangeReason(s)
+			}
+			return us, ""
 		}
 	}
-	us, reason := parseRFC3339(s)
-	if reason != "" {
-		return 0, reason
-	}
-	return us, ""
+	return parseRFC3339(s)
 }
 
 // parseRFC3339 parses an RFC 3339 date-time: 2006-01-02T15:04:05, fractional
@@ -358,7 +398,7 @@ func parseRFC3339[T text](s T) (int64, string) {
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
 	us := (t.Unix()-int64(offset))*1e6 + int64(nsec/1000)
 	if us < minMicros || us > maxMicros {
-		return 0, quote(s) + " is outside the years 0001 to 9999"
+		return 0, timeRangeReason(s)
 	}
 	return us, ""
 }

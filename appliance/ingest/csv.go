@@ -91,7 +91,7 @@ func (d *decoder) csvCell(sc *scanner, c *column, cell string) {
 		case cell == "":
 			reason = "join key is empty"
 		case c.keyInt:
-			d.keyInts[c.key], reason = parseInt64(cell)
+			d.keyInts[c.key], reason = parseKeyInt(cell)
 		case !utf8.ValidString(cell):
 			reason = "invalid UTF-8"
 		default:

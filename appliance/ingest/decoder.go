@@ -86,7 +86,6 @@ type decoder struct {
 	ints       []int64
 	floats     []float64
 	strs       []string
-	stack      []byte
 }
 
 func newDecoder(ctx context.Context, view *appliance.FeatureView, opts Options) (*decoder, error) {
@@ -108,13 +107,22 @@ func newDecoder(ctx context.Context, view *appliance.FeatureView, opts Options) 
 	if d.maxErrors == 0 {
 		d.maxErrors = DefaultMaxErrors
 	}
+	cols := make([]column, 0, len(view.JoinKeys)+1+len(view.Features))
 	for i, jk := range view.JoinKeys {
-		d.add(column{name: jk.Name, role: roleKey, key: i, keyInt: jk.ValueType == appliance.EntityInt64})
+		cols = append(cols, column{name: jk.Name, role: roleKey, key: i, keyInt: jk.ValueType == appliance.EntityInt64})
 	}
-	d.timeID = len(d.cols)
-	d.add(column{name: EventTimestamp, role: roleTime})
+	d.timeID = len(cols)
+	cols = append(cols, column{name: EventTimestamp, role: roleTime})
 	for i, f := range view.Features {
-		d.add(column{name: f.Name, role: roleFeature, feat: i, dtype: f.Dtype, kind: f.Dtype.Kind()})
+		if f.Dtype.Kind() == appliance.KindNull {
+			return nil, fmt.Errorf("decode rows of %s: feature %q has unknown dtype %q", view.Key(), f.Name, f.Dtype)
+		}
+		cols = append(cols, column{name: f.Name, role: roleFeature, feat: i, dtype: f.Dtype, kind: f.Dtype.Kind()})
+	}
+	for _, c := range cols {
+		if err := d.add(c); err != nil {
+			return nil, err
+		}
 	}
 	d.seen = make([]uint32, len(d.cols))
 	d.keyInts = make([]int64, d.nkeys)
@@ -123,14 +131,16 @@ func newDecoder(ctx context.Context, view *appliance.FeatureView, opts Options) 
 	return d, nil
 }
 
-// add registers a column. A name taken twice (a feature shadowing a join
-// key, which FeatureView.ResolveJoinKeys forbids) keeps its first meaning.
-func (d *decoder) add(c column) {
+// add registers a column. Column ids are positions: join keys first, in
+// order, then event_timestamp, then the features.
+func (d *decoder) add(c column) error {
 	if _, ok := d.byName[c.name]; ok {
-		return
+		// appliance.FeatureView.Validate and ResolveJoinKeys forbid this.
+		return fmt.Errorf("decode rows of %s: column %q appears twice in the view", d.view.Key(), c.name)
 	}
 	d.byName[c.name] = len(d.cols)
 	d.cols = append(d.cols, c)
+	return nil
 }
 
 // begin starts the next row.
@@ -257,10 +267,12 @@ func (d *decoder) lookup(name []byte, pos int) int {
 	if !ok {
 		id = -1
 	}
-	for pos >= len(d.guess) {
-		d.guess = append(d.guess, -1)
+	if pos < len(d.cols) { // a valid row has no more columns than that
+		for pos >= len(d.guess) {
+			d.guess = append(d.guess, -1)
+		}
+		d.guess[pos] = id
 	}
-	d.guess[pos] = id
 	return id
 }
 
@@ -341,3 +353,16 @@ func truncate(s string, n int) string {
 
 // quote echoes input in a reason, shortened.
 func quote[T text](s T) string { return strconv.Quote(truncate(string(s), 64)) }
+
+// echo is quote, except that a short number is shown as it is.
+func echo[T text](s T) string {
+	if len(s) == 0 || len(s) > 64 {
+		return quote(s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isDigit(c) && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
+			return quote(s)
+		}
+	}
+	return string(s)
+}

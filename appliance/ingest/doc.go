@@ -26,9 +26,18 @@
 //     range check.
 //   - Times finer than a microsecond are truncated towards the past, also
 //     for times before 1970, like [appliance.TruncateTime].
-//   - An int64 may be written as any number with an integral value (3, 3.0,
-//     3e0) or as a string holding one, as protobuf's JSON mapping writes
-//     int64s; 3.5 is an error, never rounded.
+//   - An int64 feature may be written as any number with an integral value
+//     (3, 3.0, 3e0) or as a string holding one, as protobuf's JSON mapping
+//     writes int64s; 3.5 is an error, never rounded. An int64 join key is
+//     stricter: digits only, as a number or a string, since a key that
+//     went through a float on its way here may have lost digits.
+//   - RFC 3339 times may use "t", "z" or a space for "T", as the RFC allows
+//     and pandas writes; a leap second (":60") is an error, as in time.Parse.
+//   - CSV numbers follow JSON's number syntax, leading zeros allowed; CSV
+//     booleans are true, false (any case), 1 and 0.
+//   - A CSV header column that is not in the view fails every row, one row
+//     error each, just as an unknown JSON member does: it is not a body
+//     error, so that the caller's skip-invalid choice stays the caller's.
 //   - In CSV an empty cell is a null, so an empty string cannot be written;
 //     a quoted "" is the same empty cell.
 //   - Strings must be valid UTF-8, in CSV too. In JSON, escaped lone

@@ -6,9 +6,11 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlnode/mlnode/appliance"
 )
@@ -224,4 +226,38 @@ func hasDuplicates(header []string) bool {
 		seen[h] = true
 	}
 	return false
+}
+
+var rfc3339Shape = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$`)
+
+// FuzzParseRFC3339 compares the hand-written time parser with time.Parse.
+func FuzzParseRFC3339(f *testing.F) {
+	for _, s := range []string{"2024-01-02T03:04:05Z", "2024-02-29T23:59:59.999999999+14:00", "0001-01-01T00:00:00-00:30",
+		"9999-12-31T23:59:59.1Z", "2024-01-02 03:04:05z", "1970-01-01T00:00:00.000001-23:59", "2023-02-29T00:00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, reason := parseRFC3339(s)
+		// Compare in the syntax both accept: upper-case T and Z, and a
+		// period before the fraction.
+		norm := s
+		if len(s) > 10 {
+			norm = s[:10] + strings.ToUpper(strings.Replace(s[10:11], " ", "T", 1)) + strings.Replace(s[11:], "z", "Z", 1)
+		}
+		tm, err := time.Parse(time.RFC3339Nano, norm)
+		if reason == "" {
+			if err != nil {
+				t.Fatalf("%q: accepted, time.Parse says %v", s, err)
+			}
+			if want := appliance.TruncateTime(tm).UnixMicro(); got != want {
+				t.Fatalf("%q: got %d, time.Parse says %d", s, got, want)
+			}
+			return
+		}
+		// time.Parse is laxer than RFC 3339 (one-digit hours, a comma before
+		// the fraction), so only strictly shaped input must be accepted.
+		if err == nil && rfc3339Shape.MatchString(norm) && tm.UTC().Year() >= 1 && tm.UTC().Year() <= 9999 {
+			t.Fatalf("%q: %s, but time.Parse reads %v", s, reason, tm)
+		}
+	})
 }

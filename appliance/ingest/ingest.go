@@ -108,7 +108,8 @@ func Decode(ctx context.Context, r io.Reader, f Format, view *appliance.FeatureV
 	if err != nil {
 		return nil, err
 	}
-	return &d.batch, nil
+	b := d.batch // not &d.batch, which would keep the decoder's scratch alive
+	return &b, nil
 }
 
 // fatal returns the error for a body that cannot be read as a whole.

@@ -307,6 +307,9 @@ func TestDecode_RowErrors(t *testing.T) {
 		{"int join key as bool", `{"user_id":true,"region":"eu","event_timestamp":0}`, "user_id", "want an int64 join key, got a boolean", false},
 		{"int join key not digits", `{"user_id":"12a","region":"eu","event_timestamp":0}`, "user_id", "not an integer", false},
 		{"int join key fractional", `{"user_id":1.5,"region":"eu","event_timestamp":0}`, "user_id", "not an integer", false},
+		{"int join key exponent", `{"user_id":1e3,"region":"eu","event_timestamp":0}`, "user_id", "\"1e3\" is not an integer", false},
+		{"int join key decimal string", `{"user_id":"1.0","region":"eu","event_timestamp":0}`, "user_id", "\"1.0\" is not an integer", false},
+		{"int join key string overflow", `{"user_id":"-9223372036854775809","region":"eu","event_timestamp":0}`, "user_id", "out of the int64 range", false},
 		{"int join key overflow", `{"user_id":9223372036854775808,"region":"eu","event_timestamp":0}`, "user_id", "out of the int64 range", false},
 		{"string join key as number", `{"user_id":1,"region":7,"event_timestamp":0}`, "region", "want a string join key, got a number", false},
 		{"string join key as array", `{"user_id":1,"region":["eu"],"event_timestamp":0}`, "region", "got an array", false},
@@ -588,6 +591,8 @@ func TestDecode_CSVRowErrors(t *testing.T) {
 		{"empty int join key", "user_id,region,event_timestamp", ",eu,0", "user_id", "join key is empty"},
 		{"empty string join key", "user_id,region,event_timestamp", `1,"",0`, "region", "join key is empty"},
 		{"bad int join key", "user_id,region,event_timestamp", "x1,eu,0", "user_id", "not an integer"},
+		{"float int join key", "user_id,region,event_timestamp", "1.0,eu,0", "user_id", "not an integer"},
+		{"negative sign only join key", "user_id,region,event_timestamp", "-,eu,0", "user_id", "not an integer"},
 		{"string join key invalid utf-8", "user_id,region,event_timestamp", "1,\xff,0", "region", "invalid UTF-8"},
 		{"empty event_timestamp", "user_id,region,event_timestamp", "1,eu,", "event_timestamp", "event_timestamp is empty"},
 		{"bad event_timestamp", "user_id,region,event_timestamp", "1,eu,now", "event_timestamp", "not an RFC 3339 time"},
@@ -596,8 +601,6 @@ func TestDecode_CSVRowErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			good := strings.Repeat(",", strings.Count(tt.header, ","))
-			_ = good
 			body := tt.header + "\n" + tt.row + "\n"
 			b := mustDecode(t, FormatCSV, body)
 			if b.Total != 1 || b.Rejected != 1 || len(b.Errors) != 1 {
@@ -735,6 +738,16 @@ func TestDecode_BadArguments(t *testing.T) {
 	v.JoinKeys = nil
 	if _, err := Decode(ctx, strings.NewReader(""), FormatNDJSON, v, Options{}); err == nil {
 		t.Error("view without join keys: no error")
+	}
+	v = testView()
+	v.Features[0].Name = "region"
+	if _, err := Decode(ctx, strings.NewReader(""), FormatNDJSON, v, Options{}); err == nil {
+		t.Error("feature named like a join key: no error")
+	}
+	v = testView()
+	v.Features[0].Dtype = "decimal"
+	if _, err := Decode(ctx, strings.NewReader(""), FormatNDJSON, v, Options{}); err == nil {
+		t.Error("unknown dtype: no error")
 	}
 }
 
@@ -949,6 +962,53 @@ func TestDecode_ManyRows(t *testing.T) {
 				r.Values[0].Int != int64(i*3) || r.Values[3].Str != fmt.Sprintf("p%d", i) {
 				t.Fatalf("%v: row %d is %+v", f, i, r)
 			}
+		}
+	}
+}
+
+// TestDecode_ChunkedReads checks that how the body arrives changes nothing:
+// values straddling refills, numbers cut in two, errors at a refill.
+func TestDecode_ChunkedReads(t *testing.T) {
+	lines := []string{
+		obj(`"clicks":1234567,"score":-0.125e+2,"active":false,"plan":"a\"\u00e9\ud83d\ude00","blob":"aGVsbG8=","seen_at":"2024-01-02T03:04:05.123456+01:00","ids":[1,22,333],"weights":[1.5,2.25],"tags":["x","yy"]`),
+		`{"user_id":12345678901,"region":"` + strings.Repeat("r", 300) + `","event_timestamp":1700000000123}`,
+		obj(`"clicks":"bad"`),
+		`12345`,
+		`"string row"`,
+		`true`,
+		obj(`"nope":[{"a":[]},{}]`),
+	}
+	bodies := map[Format]string{
+		FormatNDJSON: strings.Join(lines, "\n") + "\n\n",
+		FormatJSON:   "[\n" + strings.Join(lines, " ,\n") + "\n]\n",
+		FormatCSV: "user_id,region,event_timestamp,clicks,plan,ids\n1,eu,0,12345,\"multi\nline\",\"[1,2]\"\n" +
+			"2,us,1700000000.5,,x,\n3,eu,bad,1,,\n",
+	}
+	for f, body := range bodies {
+		want, err := Decode(context.Background(), strings.NewReader(body), f, testView(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.Total < 3 || len(want.Rows) < 2 {
+			t.Fatalf("%v: %+v", f, want)
+		}
+		for _, size := range []int{1, 2, 3, 7, 64, 1000} {
+			got, err := Decode(context.Background(), &chunkReader{r: strings.NewReader(body), size: size}, f, testView(), Options{})
+			if err != nil {
+				t.Fatalf("%v in chunks of %d: %v", f, size, err)
+			}
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+				t.Fatalf("%v in chunks of %d:\ngot  %+v\nwant %+v", f, size, got, want)
+			}
+		}
+	}
+	// A syntax error is reported at the same place however the body comes.
+	bad := "[" + obj("") + ",\n" + obj("") + "x]"
+	_, want := Decode(context.Background(), strings.NewReader(bad), FormatJSON, testView(), Options{})
+	for _, size := range []int{1, 5, 13} {
+		_, err := Decode(context.Background(), &chunkReader{r: strings.NewReader(bad), size: size}, FormatJSON, testView(), Options{})
+		if err == nil || err.Error() != want.Error() {
+			t.Fatalf("chunks of %d: got %v, want %v", size, err, want)
 		}
 	}
 }

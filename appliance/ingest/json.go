@@ -47,7 +47,11 @@ func (d *decoder) decodeNDJSON(r io.Reader) error {
 		}
 		sc.reset(line)
 		if !d.jsonRow(&sc, true) {
-			d.failRow(fmt.Sprintf("not a JSON object: %s at column %d", sc.err, sc.errAt+1))
+			var reason string
+			if d.keep {
+				reason = fmt.Sprintf("not a JSON object: %s at column %d", sc.err, sc.errAt+1)
+			}
+			d.failRow(reason)
 		}
 		d.end()
 	}
@@ -104,14 +108,11 @@ func (d *decoder) decodeJSON(r io.Reader) error {
 		for {
 			sc.reset(st.buf[st.pos:st.n])
 			ok := d.jsonRow(&sc, false)
-			if st.eof || (ok && sc.i < len(sc.b)) {
+			if cut := ok && sc.i == len(sc.b) || !ok && sc.errAt == len(sc.b); !cut || st.eof {
 				if !ok {
 					return st.syntaxError(st.pos+sc.errAt, sc.err)
 				}
 				break
-			}
-			if !ok && sc.errAt < len(sc.b) {
-				return st.syntaxError(st.pos+sc.errAt, sc.err)
 			}
 			if err := st.more(); err != nil {
 				return err
@@ -258,7 +259,7 @@ func (d *decoder) jsonValue(s *scanner, c *column) bool {
 			case len(v) == 0:
 				d.fail(c.name, "join key is empty")
 			case c.keyInt:
-				n, reason := parseInt64(v)
+				n, reason := parseKeyInt(v)
 				if reason != "" {
 					d.fail(c.name, "%s", reason)
 				}
@@ -272,7 +273,7 @@ func (d *decoder) jsonValue(s *scanner, c *column) bool {
 			if !ok {
 				return false
 			}
-			n, reason := parseInt64(raw)
+			n, reason := parseKeyInt(raw)
 			if reason != "" {
 				d.fail(c.name, "%s", reason)
 			}

@@ -2,10 +2,12 @@ package ingest
 
 import "fmt"
 
-// scanner reads JSON from a complete value in memory. It validates as
-// strictly as encoding/json (which it replaces for speed: no reflection, no
-// map per row, numbers kept as text until their column says how to read
-// them) and stops at the first syntax error, remembering where.
+// scanner reads JSON from memory. It validates as strictly as encoding/json
+// (which it replaces for speed: no reflection, no map per row, numbers kept
+// as text until their column says how to read them) and stops at the first
+// syntax error, remembering where. Running out of input is always reported
+// at len(b), so that a caller holding part of a value can tell a value cut
+// short from a bad one, read more, and start over.
 type scanner struct {
 	b     []byte
 	i     int
@@ -212,7 +214,7 @@ func (s *scanner) kindAt() string {
 	return "an invalid value"
 }
 
-// value scans one scalar at s.i (the caller has skipped whitespace).
+// scalar scans one string, number or literal at s.i.
 func (s *scanner) scalar() bool {
 	if s.i >= len(s.b) {
 		return s.fail("")
