@@ -10,9 +10,9 @@ DATA_DIR ?= ./data
 ADDR ?= 127.0.0.1:8080
 FUZZTIME ?= 30s
 # Packages with goroutines, locks or shared state run under the race detector.
-RACE_PKGS := ./store/... ./appliance/... ./cmd/...
+RACE_PKGS := ./...
 
-.PHONY: build run test test-race test-unit lint check fuzz bench bench-http soak clean
+.PHONY: build run test test-race test-unit lint check fuzz bench bench-http examples clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mlnode
@@ -22,7 +22,7 @@ run: build
 
 # The whole suite: vet, unit and HTTP tests, end-to-end tests of the real
 # binary, all under the race detector. No timing assertions.
-test:
+test: examples
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m $(RACE_PKGS)
 
@@ -67,5 +67,10 @@ bench:
 bench-http: build
 	$(GO) run ./bench/load -bin ./$(BIN)
 
+# The example models and transforms (Go and C) as .wasm under examples/build;
+# installs clang and lld when missing.
+examples:
+	bash examples/build.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin examples/build
