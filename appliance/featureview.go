@@ -9,8 +9,9 @@ import (
 
 // Feature is one typed column of a feature view.
 type Feature struct {
-	Name  string `json:"name"`
-	Dtype DType  `json:"dtype"`
+	Name    string `json:"name"`
+	Dtype   DType  `json:"dtype"`
+	Derived bool   `json:"derived,omitempty"` // an output of the view's transform
 }
 
 // JoinKey is a join key of a view, resolved from its entities when the view
@@ -31,6 +32,8 @@ type FeatureView struct {
 	Entities []string  `json:"entities"`
 	Features []Feature `json:"features"`
 	JoinKeys []JoinKey `json:"join_keys"`
+	// Transform, if set, derives the features marked Derived.
+	Transform *Transform `json:"transform,omitempty"`
 
 	TTL         Duration          `json:"ttl"`
 	Tags        map[string]string `json:"tags"`
@@ -73,6 +76,9 @@ func (v *FeatureView) Validate() error {
 	names := map[string]bool{}
 	for i, f := range v.Features {
 		field := fmt.Sprintf("features[%d].name", i)
+		if f.Derived {
+			return Invalid(fmt.Sprintf("features[%d].derived", i), "derived features come from the transform's outputs")
+		}
 		if err := ValidateName(field, f.Name); err != nil {
 			return err
 		}
@@ -83,6 +89,9 @@ func (v *FeatureView) Validate() error {
 		if !f.Dtype.Valid() {
 			return Invalid(fmt.Sprintf("features[%d].dtype", i), "%q is not one of %s", f.Dtype, dtypeList())
 		}
+	}
+	if err := v.normalizeTransform(); err != nil {
+		return err
 	}
 	return v.validateMetadata()
 }
@@ -147,6 +156,26 @@ func (v *FeatureView) SameSchema(o *FeatureView) bool {
 	}
 	for i := range v.Features {
 		if v.Features[i] != o.Features[i] {
+			return false
+		}
+	}
+	return v.Transform.same(o.Transform)
+}
+
+func (t *Transform) same(o *Transform) bool {
+	if t == nil || o == nil {
+		return t == o
+	}
+	if t.Module != o.Module || t.Mode != o.Mode || len(t.Inputs) != len(o.Inputs) || len(t.Outputs) != len(o.Outputs) {
+		return false
+	}
+	for i := range t.Inputs {
+		if t.Inputs[i] != o.Inputs[i] {
+			return false
+		}
+	}
+	for i := range t.Outputs {
+		if t.Outputs[i] != o.Outputs[i] {
 			return false
 		}
 	}

@@ -40,12 +40,13 @@ type viewMeta struct {
 
 // viewVersion is one immutable schema.
 type viewVersion struct {
-	Version   int                 `json:"version"`
-	Entities  []string            `json:"entities"`
-	Features  []appliance.Feature `json:"features"`
-	JoinKeys  []appliance.JoinKey `json:"join_keys"`
-	CreatedAt time.Time           `json:"created_at"`
-	CreatedBy string              `json:"created_by,omitempty"`
+	Version   int                  `json:"version"`
+	Entities  []string             `json:"entities"`
+	Features  []appliance.Feature  `json:"features"`
+	JoinKeys  []appliance.JoinKey  `json:"join_keys"`
+	Transform *appliance.Transform `json:"transform,omitempty"`
+	CreatedAt time.Time            `json:"created_at"`
+	CreatedBy string               `json:"created_by,omitempty"`
 }
 
 var keyViewMeta = []byte("meta")
@@ -125,7 +126,7 @@ func (s *Store) readViewVersions(b *bolt.Bucket, name string) ([]*appliance.Feat
 
 func assembleView(name string, ver *viewVersion, meta *viewMeta) *appliance.FeatureView {
 	return &appliance.FeatureView{
-		Name: name, Version: ver.Version, Entities: ver.Entities, Features: ver.Features, JoinKeys: ver.JoinKeys,
+		Name: name, Version: ver.Version, Entities: ver.Entities, Features: ver.Features, JoinKeys: ver.JoinKeys, Transform: ver.Transform,
 		TTL: meta.TTL, Tags: meta.Tags, Owner: meta.Owner, Description: meta.Description,
 		CreatedAt: ver.CreatedAt, CreatedBy: ver.CreatedBy, UpdatedAt: meta.UpdatedAt,
 	}
@@ -214,6 +215,9 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 		}); err != nil {
 			return err
 		}
+		if t := want.Transform; t != nil && tx.Bucket(bucketModules).Get([]byte(t.Module[len("sha256:"):])) == nil {
+			return &appliance.Error{Code: appliance.ENOTFOUND, Field: "transform.module", Message: fmt.Sprintf("module %s not found: upload it to /api/v1/modules first", t.Module)}
+		}
 		views := tx.Bucket(bucketViews)
 		vb := views.Bucket([]byte(v.Name))
 		var err error
@@ -231,7 +235,7 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 		}
 		now := s.now().UTC()
 		actor := appliance.CallerFromContext(ctx).Name
-		ver := &viewVersion{Version: len(versions) + 1, Entities: want.Entities, Features: want.Features, JoinKeys: want.JoinKeys, CreatedAt: now, CreatedBy: actor}
+		ver := &viewVersion{Version: len(versions) + 1, Entities: want.Entities, Features: want.Features, JoinKeys: want.JoinKeys, Transform: want.Transform, CreatedAt: now, CreatedBy: actor}
 		meta := &viewMeta{TTL: want.TTL, Tags: want.Tags, Owner: want.Owner, Description: want.Description, UpdatedAt: now}
 		if meta.Tags == nil {
 			meta.Tags = map[string]string{}
@@ -261,7 +265,7 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 			action = "feature_view.new_version"
 		}
 		return s.audit(ctx, tx, appliance.AuditRecord{Action: action, Object: "feature_view/" + result.Key(),
-			Summary: map[string]any{"version": ver.Version, "entities": ver.Entities, "features": ver.Features, "ttl": meta.TTL}})
+			Summary: map[string]any{"version": ver.Version, "entities": ver.Entities, "features": ver.Features, "ttl": meta.TTL, "transform": ver.Transform}})
 	}, func() {
 		if created {
 			reg := s.registry.Load().clone()

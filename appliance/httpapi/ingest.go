@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -93,9 +95,21 @@ func (s *Server) ingestRows(c *fiber.Ctx) error {
 		}
 	}
 
-	batch, err := ingest.Decode(ctx, body, format, view, ingest.Options{})
+	decodeView := view
+	if view.Transform != nil {
+		// Rows carry the declared features; the transform's are derived.
+		cp := *view
+		cp.Features = view.DeclaredFeatures()
+		decodeView = &cp
+	}
+	batch, err := ingest.Decode(ctx, body, format, decodeView, ingest.Options{})
 	if err != nil {
 		return err
+	}
+	if view.Transform != nil {
+		if err := s.deriveFeatures(ctx, view, batch); err != nil {
+			return err
+		}
 	}
 	res := ingestResponse{View: view.Name, Version: view.Version, Accepted: len(batch.Rows), Rejected: batch.Errors, RejectedCount: batch.Rejected}
 	if res.Rejected == nil {
@@ -129,4 +143,46 @@ func (s *Server) ingestRows(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(answer)
+}
+
+// deriveFeatures widens each row to the view's full schema and, for an
+// ingest-time transform, computes the derived values. A row whose transform
+// fails becomes a row error like any other invalid row.
+func (s *Server) deriveFeatures(ctx context.Context, view *appliance.FeatureView, batch *ingest.Batch) error {
+	if view.Transform.Mode == appliance.TransformIngest && s.svc.Transforms == nil {
+		return appliance.Errorf(appliance.EUNAVAILABLE, "this node has no WebAssembly runtime for %s's transform", view.Key())
+	}
+	n := len(view.Features)
+	slab := make([]appliance.Value, n*len(batch.Rows))
+	scratchIn := make([]appliance.TransformValue, 0, len(view.Transform.Inputs))
+	nums := make([]float64, 0, len(view.Transform.Inputs))
+	out := make([]float64, len(view.Transform.Outputs))
+	kept, keptIndex := batch.Rows[:0], batch.Index[:0]
+	var failures []ingest.RowError
+	for i, row := range batch.Rows {
+		values := slab[i*n : (i+1)*n : (i+1)*n]
+		copy(values, row.Values)
+		if view.Transform.Mode == appliance.TransformIngest {
+			if err := view.RunTransform(ctx, s.svc.Transforms, values, nil, scratchIn, nums, out); err != nil {
+				if appliance.ErrorCode(err) != appliance.EUNPROCESSABLE {
+					return err
+				}
+				failures = append(failures, ingest.RowError{Row: batch.Index[i], Field: "transform", Reason: appliance.ErrorMessage(err)})
+				continue
+			}
+		}
+		row.Values = values
+		kept = append(kept, row)
+		keptIndex = append(keptIndex, batch.Index[i])
+	}
+	batch.Rows, batch.Index = kept, keptIndex
+	if len(failures) > 0 {
+		batch.Rejected += len(failures)
+		batch.Errors = append(batch.Errors, failures...)
+		slices.SortStableFunc(batch.Errors, func(a, b ingest.RowError) int { return a.Row - b.Row })
+		if len(batch.Errors) > ingest.DefaultMaxErrors {
+			batch.Errors = batch.Errors[:ingest.DefaultMaxErrors]
+		}
+	}
+	return nil
 }

@@ -34,6 +34,10 @@ type Services struct {
 	Features appliance.FeatureStore
 	Tokens   appliance.TokenService
 	Audit    appliance.AuditLog
+	// Modules stores uploaded WebAssembly modules; Runtime inspects and runs
+	// them. Either may be nil on a node without the module endpoints.
+	Modules    appliance.ModuleStore
+	Transforms appliance.Transformer
 	// Metrics receives the HTTP metrics; /metrics writes it and the process
 	// metrics. Nil: a private set.
 	Metrics *metrics.Set

@@ -209,6 +209,7 @@ func (d *decoder) end() {
 	}
 	d.slabOff += len(d.vals)
 	d.batch.Rows = append(d.batch.Rows, appliance.Row{Key: d.rowKey(), EventTime: d.eventTime, Values: d.vals})
+	d.batch.Index = append(d.batch.Index, d.batch.Total-1)
 }
 
 func (d *decoder) rowKey() []byte {

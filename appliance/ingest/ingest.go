@@ -77,6 +77,7 @@ const DefaultMaxErrors = 100
 // Batch is what Decode read: the valid rows, and why the others were not.
 type Batch struct {
 	Rows     []appliance.Row // valid rows, in input order
+	Index    []int           // the input index of each of Rows (as RowError.Row counts)
 	Errors   []RowError      // the first problem of each invalid row, at most MaxErrors of them
 	Rejected int             // invalid rows, which may be more than len(Errors)
 	Total    int             // rows seen: len(Rows) + Rejected
