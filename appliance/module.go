@@ -42,6 +42,30 @@ func ParseModuleRef(field, ref string) (string, error) {
 	return d, nil
 }
 
+// Module kinds: the entry points a module exports (docs/abi.md).
+const (
+	KindModel        = "model"         // mlnode_predict
+	KindTransform    = "transform"     // mlnode_transform
+	KindRowTransform = "row_transform" // mlnode_transform_row
+)
+
+// HasKind reports whether the module exports an entry point of kind k.
+func (m *Module) HasKind(k string) bool {
+	for _, have := range m.Kinds {
+		if have == k {
+			return true
+		}
+	}
+	return false
+}
+
+// ModuleInspector validates uploaded modules: that they are WebAssembly,
+// import only what the sandbox allows and export the ABI's entry points
+// with the right signatures. EINVALID (field "module") names the problem.
+type ModuleInspector interface {
+	InspectModule(ctx context.Context, wasm []byte) (*Module, error)
+}
+
 // ModuleStore keeps module bytes by digest.
 type ModuleStore interface {
 	// PutModule stores a module and its metadata unless a module with the

@@ -38,16 +38,15 @@ type TransformValue struct {
 	Str   string
 }
 
-// Transformer runs transform modules by digest. The wasm package
-// implements it.
+// Transformer runs transform modules by digest ("sha256:<hex>"). The wasm
+// package implements it; a module that exports only the row entry point is
+// run through it for numeric inputs too. Failures of the module itself are
+// EUNPROCESSABLE.
 type Transformer interface {
 	// Transform runs a numeric transform: in and out per docs/abi.md.
 	Transform(ctx context.Context, module string, in, out []float64) error
 	// TransformRow runs a transform with string inputs.
 	TransformRow(ctx context.Context, module string, in []TransformValue, out []float64) error
-	// ModuleKinds returns the entry points a stored module exports
-	// ("model", "transform", "row_transform"); ENOTFOUND if unknown.
-	ModuleKinds(ctx context.Context, module string) ([]string, error)
 }
 
 // normalizeTransform checks the transform against the declared features and

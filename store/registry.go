@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -215,8 +216,8 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 		}); err != nil {
 			return err
 		}
-		if t := want.Transform; t != nil && tx.Bucket(bucketModules).Get([]byte(t.Module[len("sha256:"):])) == nil {
-			return &appliance.Error{Code: appliance.ENOTFOUND, Field: "transform.module", Message: fmt.Sprintf("module %s not found: upload it to /api/v1/modules first", t.Module)}
+		if err := s.checkTransformModule(tx, &want); err != nil {
+			return err
 		}
 		views := tx.Bucket(bucketViews)
 		vb := views.Bucket([]byte(v.Name))
@@ -534,4 +535,28 @@ func (s *Store) DeleteFeatureService(ctx context.Context, name string) error {
 		delete(reg.services, name)
 		s.registry.Store(reg)
 	})
+}
+
+// checkTransformModule checks that a view's transform module is stored and
+// exports the entry point its inputs need.
+func (s *Store) checkTransformModule(tx *bolt.Tx, v *appliance.FeatureView) error {
+	t := v.Transform
+	if t == nil {
+		return nil
+	}
+	var m appliance.Module
+	ok, err := s.getJSON(tx.Bucket(bucketModules), []byte(strings.TrimPrefix(t.Module, "sha256:")), &m)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &appliance.Error{Code: appliance.ENOTFOUND, Field: "transform.module", Message: fmt.Sprintf("module %s not found: upload it to /api/v1/modules first", t.Module)}
+	}
+	if v.NeedsRowTransform() && !m.HasKind(appliance.KindRowTransform) {
+		return appliance.Invalid("transform.module", "module %s does not export mlnode_transform_row, which string and request inputs need", t.Module)
+	}
+	if !m.HasKind(appliance.KindTransform) && !m.HasKind(appliance.KindRowTransform) {
+		return appliance.Invalid("transform.module", "module %s exports neither mlnode_transform nor mlnode_transform_row", t.Module)
+	}
+	return nil
 }

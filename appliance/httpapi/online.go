@@ -27,6 +27,10 @@ type feastRequest struct {
 	FeatureService   string          `json:"feature_service"`
 	Entities         json.RawMessage `json:"entities"`
 	FullFeatureNames bool            `json:"full_feature_names"`
+	// RequestContext holds request-time inputs of on-demand transforms, one
+	// value per entity row, as Feast's Go server takes them; Feast's Python
+	// server takes them inside entities, which works too.
+	RequestContext json.RawMessage `json:"request_context"`
 }
 
 // entityColumn is one join key's values, in request order.
@@ -213,9 +217,25 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	var reqCols []entityColumn
+	if len(req.RequestContext) > 0 && string(req.RequestContext) != "null" {
+		if reqCols, err = parseEntities(req.RequestContext); err != nil {
+			e := err.(*appliance.Error)
+			e.Field = strings.Replace(e.Field, "entities", "request_context", 1)
+			return e
+		}
+		if len(reqCols[0].values) != nrows {
+			return appliance.Invalid("request_context", "has %d values per input but entities have %d rows", len(reqCols[0].values), nrows)
+		}
+	}
+	for _, vr := range reads {
+		if err := s.computeOnDemand(c, vr, cols, reqCols, used); err != nil {
+			return err
+		}
+	}
 	for _, col := range cols {
 		if !used[col.name] {
-			return appliance.Invalid("entities."+col.name, "is not a join key of any requested feature view")
+			return appliance.Invalid("entities."+col.name, "is not a join key of any requested feature view, nor a request input of its transform")
 		}
 	}
 
@@ -399,4 +419,67 @@ func joinKeyNames(v *appliance.FeatureView) string {
 		names[i] = jk.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// computeOnDemand fills the derived values of an on-demand transform for
+// every found row, from the stored features and the request-time inputs
+// (request_context first, then entities columns of the same name).
+func (s *Server) computeOnDemand(c *fiber.Ctx, vr *viewRead, cols, reqCols []entityColumn, used map[string]bool) error {
+	view := vr.view
+	if view.Transform == nil || view.Transform.Mode != appliance.TransformOnDemand {
+		return nil
+	}
+	needed := false
+	for _, idx := range vr.features {
+		needed = needed || view.Features[idx].Derived
+	}
+	if !needed {
+		return nil
+	}
+	if s.svc.Transforms == nil {
+		return appliance.Errorf(appliance.EUNAVAILABLE, "this node has no WebAssembly runtime for %s's transform", view.Key())
+	}
+	// Request inputs by name: their columns, from either place.
+	inputs := map[string]*entityColumn{}
+	for _, in := range view.Transform.Inputs {
+		name, ok := strings.CutPrefix(in, appliance.RequestPrefix)
+		if !ok {
+			continue
+		}
+		col := findColumn(reqCols, name)
+		if col == nil {
+			col = findColumn(cols, name)
+			if col != nil {
+				used[name] = true
+			}
+		}
+		if col == nil {
+			return appliance.Invalid("request_context", "request input %q of %s's transform is missing", name, view.Key())
+		}
+		inputs[name] = col
+	}
+	request := map[string]appliance.Value{}
+	scratchIn := make([]appliance.TransformValue, 0, len(view.Transform.Inputs))
+	nums := make([]float64, 0, len(view.Transform.Inputs))
+	out := make([]float64, len(view.Transform.Outputs))
+	for i := range vr.rows {
+		row := &vr.rows[i]
+		if !row.Found {
+			continue
+		}
+		for name, col := range inputs {
+			switch x := col.values[i].(type) {
+			case json.Number:
+				f, _ := x.Float64()
+				request[name] = appliance.Float64Value(f)
+			case string:
+				request[name] = appliance.StringValue(x)
+			}
+		}
+		if err := view.RunTransform(c.UserContext(), s.svc.Transforms, row.Values, request, scratchIn, nums, out); err != nil {
+			return &appliance.Error{Code: appliance.ErrorCode(err), Field: "features",
+				Message: fmt.Sprintf("on-demand transform of %s: %s", view.Key(), appliance.ErrorMessage(err))}
+		}
+	}
+	return nil
 }

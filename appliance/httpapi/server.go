@@ -21,6 +21,7 @@ import (
 type Config struct {
 	IngestBodyLimit int64 // bytes of one ingest body, default 256 MiB
 	JSONBodyLimit   int64 // bytes of any other body, default 16 MiB
+	ModuleBodyLimit int64 // bytes of one uploaded module, default 64 MiB
 	MetricsPublic   bool  // serve /metrics without a token
 	Version         string
 	Logger          *slog.Logger
@@ -37,6 +38,7 @@ type Services struct {
 	// Modules stores uploaded WebAssembly modules; Runtime inspects and runs
 	// them. Either may be nil on a node without the module endpoints.
 	Modules    appliance.ModuleStore
+	Inspector  appliance.ModuleInspector
 	Transforms appliance.Transformer
 	// Metrics receives the HTTP metrics; /metrics writes it and the process
 	// metrics. Nil: a private set.
@@ -63,6 +65,9 @@ func New(cfg Config, svc Services) *Server {
 	}
 	if cfg.JSONBodyLimit <= 0 {
 		cfg.JSONBodyLimit = 16 << 20
+	}
+	if cfg.ModuleBodyLimit <= 0 {
+		cfg.ModuleBodyLimit = 64 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -137,6 +142,11 @@ func (s *Server) routes() {
 	v1.Get("/feature-views/:name/versions/:version", reader, s.getFeatureViewVersion)
 	v1.Post("/feature-views/:name/rows", writer, s.ingestRows)
 	v1.Get("/feature-views/:name/online", reader, s.getOnlineRow)
+
+	v1.Post("/modules", writer, s.uploadModule)
+	v1.Get("/modules", reader, s.listModules)
+	v1.Get("/modules/:sha256", reader, s.getModule)
+	v1.Get("/modules/:sha256/wasm", reader, s.downloadModule)
 
 	v1.Post("/feature-services", writer, s.applyFeatureService)
 	v1.Get("/feature-services", reader, s.listFeatureServices)
