@@ -113,6 +113,14 @@ type featureViewRequest struct {
 	Tags        map[string]string   `json:"tags"`
 	Owner       string              `json:"owner"`
 	Description string              `json:"description"`
+	Transform   *transformRequest   `json:"transform"`
+}
+
+type transformRequest struct {
+	Module  string              `json:"module"`
+	Mode    string              `json:"mode"`
+	Inputs  []string            `json:"inputs"`
+	Outputs []appliance.Feature `json:"outputs"`
 }
 
 // parseTTL reads "24h", "7d", a number of seconds, or null/absent (none).
@@ -142,8 +150,12 @@ func (s *Server) applyFeatureView(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	v, created, err := s.svc.Registry.ApplyFeatureView(c.UserContext(), &appliance.FeatureView{Name: req.Name, Entities: req.Entities,
-		Features: req.Features, TTL: ttl, Tags: req.Tags, Owner: req.Owner, Description: req.Description})
+	view := &appliance.FeatureView{Name: req.Name, Entities: req.Entities,
+		Features: req.Features, TTL: ttl, Tags: req.Tags, Owner: req.Owner, Description: req.Description}
+	if t := req.Transform; t != nil {
+		view.Transform = &appliance.Transform{Module: t.Module, Mode: t.Mode, Inputs: t.Inputs, Outputs: t.Outputs}
+	}
+	v, created, err := s.svc.Registry.ApplyFeatureView(c.UserContext(), view)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,32 @@
+// Package mock holds hand-written mocks of appliance interfaces, one func
+// field per method, for tests of code that does not own the real thing.
+package mock
+
+import (
+	"context"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// Transformer is an appliance.Transformer.
+type Transformer struct {
+	TransformFn    func(ctx context.Context, module string, in, out []float64) error
+	TransformRowFn func(ctx context.Context, module string, in []appliance.TransformValue, out []float64) error
+}
+
+func (t *Transformer) Transform(ctx context.Context, module string, in, out []float64) error {
+	return t.TransformFn(ctx, module, in, out)
+}
+
+func (t *Transformer) TransformRow(ctx context.Context, module string, in []appliance.TransformValue, out []float64) error {
+	return t.TransformRowFn(ctx, module, in, out)
+}
+
+// ModuleInspector is an appliance.ModuleInspector.
+type ModuleInspector struct {
+	InspectModuleFn func(ctx context.Context, wasm []byte) (*appliance.Module, error)
+}
+
+func (m *ModuleInspector) InspectModule(ctx context.Context, wasm []byte) (*appliance.Module, error) {
+	return m.InspectModuleFn(ctx, wasm)
+}
