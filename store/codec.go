@@ -8,8 +8,9 @@ import "fmt"
 type Codec interface {
 	// Seal appends the sealed form of plain to dst.
 	Seal(dst, plain []byte) []byte
-	// Open appends the plain form of sealed to dst. The result must not
-	// alias sealed, which may be memory owned by a transaction.
+	// Open returns the plain form of sealed, appended to dst or aliasing
+	// sealed itself: like sealed, it is valid only as long as the
+	// transaction it came from. Callers copy what they keep.
 	Open(dst, sealed []byte) ([]byte, error)
 }
 
@@ -24,9 +25,11 @@ func (PlainCodec) Seal(dst, plain []byte) []byte {
 	return append(dst, plain...)
 }
 
-func (PlainCodec) Open(dst, sealed []byte) ([]byte, error) {
+// Open returns the bytes after the format byte without copying them: reads
+// of the online table decode straight from the mapped file.
+func (PlainCodec) Open(_, sealed []byte) ([]byte, error) {
 	if len(sealed) == 0 || sealed[0] != formatPlain {
 		return nil, fmt.Errorf("open value: unknown format byte (encrypted store without its key?)")
 	}
-	return append(dst, sealed[1:]...), nil
+	return sealed[1:], nil
 }

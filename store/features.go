@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -218,11 +219,11 @@ func (s *Store) ReadOnline(_ context.Context, view *appliance.FeatureView, keys 
 		return fmt.Errorf("read online %s: %w", view.Key(), err)
 	}
 	defer tx.Rollback()
-	b := tx.Bucket(bucketOnline).Bucket([]byte(view.Key()))
+	var name [64]byte
+	b := tx.Bucket(bucketOnline).Bucket(appendViewKey(name[:0], view))
 	if b == nil {
 		return appliance.NotFound("feature view", view.Key())
 	}
-	var buf [512]byte
 	for i, k := range keys {
 		raw := b.Get(k)
 		if raw == nil {
@@ -230,7 +231,7 @@ func (s *Store) ReadOnline(_ context.Context, view *appliance.FeatureView, keys 
 			out[i].Values = out[i].Values[:0]
 			continue
 		}
-		plain, err := s.codec.Open(buf[:0], raw)
+		plain, err := s.codec.Open(nil, raw)
 		if err != nil || len(plain) < 16 {
 			return fmt.Errorf("read online %s: corrupt row (%v)", view.Key(), err)
 		}
@@ -384,23 +385,20 @@ func (s *Store) ScanIngested(_ context.Context, view *appliance.FeatureView, aft
 			return appliance.NotFound("feature view", view.Key())
 		}
 		c := index.Cursor()
-		var keyBuf, valBuf []byte
 		for k, v := c.Seek(u64(afterSeq + 1)); k != nil; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
-			offKey, err := s.codec.Open(keyBuf[:0], v)
+			offKey, err := s.codec.Open(nil, v)
 			if err != nil || len(offKey) < 16 {
 				return fmt.Errorf("ingest index %s seq %d: corrupt (%v)", view.Key(), seq, err)
 			}
-			keyBuf = offKey
 			raw := offline.Get(offKey)
 			if raw == nil {
 				continue // erased
 			}
-			plain, err := s.codec.Open(valBuf[:0], raw)
+			plain, err := s.codec.Open(nil, raw)
 			if err != nil {
 				return err
 			}
-			valBuf = plain
 			values, err := decodeValues(nil, plain, len(view.Features))
 			if err != nil {
 				return fmt.Errorf("offline row %s seq %d: %w", view.Key(), seq, err)
@@ -439,4 +437,12 @@ func (s *Store) purgeIdempotency(ctx context.Context, limit int) (int, error) {
 		return nil
 	}, nil)
 	return deleted, err
+}
+
+// appendViewKey appends the bucket name of a view version, "name@version",
+// without building a string.
+func appendViewKey(dst []byte, v *appliance.FeatureView) []byte {
+	dst = append(dst, v.Name...)
+	dst = append(dst, '@')
+	return strconv.AppendInt(dst, int64(v.Version), 10)
 }

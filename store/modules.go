@@ -78,8 +78,8 @@ func (s *Store) ModuleBytes(_ context.Context, sha256 string) ([]byte, error) {
 		if v == nil {
 			return appliance.NotFound("module", sha256)
 		}
-		var err error
-		out, err = s.codec.Open(nil, v)
+		plain, err := s.codec.Open(nil, v)
+		out = slices.Clone(plain) // the bytes outlive the transaction
 		return err
 	})
 	return out, err

@@ -139,13 +139,11 @@ func (t *Telemetry) Read(kind string, after uint64, fn func(seq uint64, data []b
 			return nil
 		}
 		c := b.Cursor()
-		var buf []byte
 		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
-			plain, err := t.s.codec.Open(buf[:0], v)
+			plain, err := t.s.codec.Open(nil, v)
 			if err != nil {
 				return err
 			}
-			buf = plain
 			if !fn(readU64(k), plain) {
 				return nil
 			}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -12,20 +13,65 @@ func FuzzParseEntities(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		cols, err := parseEntities(json.RawMessage(raw))
+		cols, err := parseEntities("entities", raw)
 		if err != nil {
 			return
 		}
+		// What the scanner accepts, encoding/json accepts as the same data.
+		var want map[string][]any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("accepted %q, which encoding/json refuses: %v", raw, err)
+		}
 		for _, c := range cols {
-			if len(c.values) != len(cols[0].values) || len(c.raw) != len(c.values) {
+			if len(c.values) != len(cols[0].values) {
 				t.Fatalf("ragged columns accepted: %s", raw)
 			}
-			for _, v := range c.values {
-				switch v.(type) {
-				case json.Number, string:
+			for i, v := range c.values {
+				switch w := want[c.name][i].(type) {
+				case json.Number:
+					if !v.num || v.text != w.String() {
+						t.Fatalf("%s[%d] = %+v, encoding/json says %v", c.name, i, v, w)
+					}
+				case string:
+					if v.num || v.text != w {
+						t.Fatalf("%s[%d] = %+v, encoding/json says %q", c.name, i, v, w)
+					}
 				default:
-					t.Fatalf("value of type %T accepted: %s", v, raw)
+					t.Fatalf("%s[%d]: accepted a %T", c.name, i, w)
 				}
+			}
+		}
+	})
+}
+
+// The hand-written request parser accepts only what encoding/json accepts,
+// and reads the same features.
+func FuzzParseFeastRequest(f *testing.F) {
+	for _, s := range []string{`{"features":["a:b"],"entities":{"k":[1]}}`, `{"feature_service":"s","full_feature_names":true,"entities":{"k":["x"]},"extra":{"a":[1,{"b":null}]}}`, `{}`, `{"features":null}`, `[1]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var got feastRequest
+		if parseFeastRequest(raw, &got) != nil {
+			return
+		}
+		var want struct {
+			Features         []string        `json:"features"`
+			FeatureService   *string         `json:"feature_service"`
+			FullFeatureNames *bool           `json:"full_feature_names"`
+			Entities         json.RawMessage `json:"entities"`
+		}
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatalf("accepted %q, which encoding/json refuses: %v", raw, err)
+		}
+		if len(got.Features) != len(want.Features) {
+			t.Fatalf("features %q, encoding/json reads %q", got.Features, want.Features)
+		}
+		for i := range got.Features {
+			if got.Features[i] != want.Features[i] {
+				t.Fatalf("features %q, encoding/json reads %q", got.Features, want.Features)
 			}
 		}
 	})

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -33,126 +32,53 @@ type feastRequest struct {
 	RequestContext json.RawMessage `json:"request_context"`
 }
 
-// entityColumn is one join key's values, in request order.
-type entityColumn struct {
-	name   string
-	values []any // json.Number or string
-	raw    []json.RawMessage
-}
-
-// parseEntities reads the entities object keeping its key order, which
-// Feast uses for the response's join key columns.
-func parseEntities(raw json.RawMessage) ([]entityColumn, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, appliance.Invalid("entities", "is required: {\"<join_key>\": [values...]}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, appliance.Invalid("entities", "must be an object of join key → list of values")
-	}
-	var cols []entityColumn
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, appliance.Invalid("entities", "malformed: %v", err)
-		}
-		name := tok.(string)
-		var values []json.RawMessage
-		if err := dec.Decode(&values); err != nil {
-			return nil, appliance.Invalid("entities."+name, "must be a list of values")
-		}
-		col := entityColumn{name: name, raw: values, values: make([]any, len(values))}
-		for i, v := range values {
-			var x any
-			d := json.NewDecoder(bytes.NewReader(v))
-			d.UseNumber()
-			if err := d.Decode(&x); err != nil {
-				return nil, appliance.Invalid("entities."+name, "value %d: %v", i, err)
-			}
-			switch x.(type) {
-			case json.Number, string:
-			default:
-				return nil, appliance.Invalid("entities."+name, "value %d is %s; join keys are strings or integers", i, v)
-			}
-			col.values[i] = x
-		}
-		for _, c := range cols {
-			if c.name == name {
-				return nil, appliance.Invalid("entities."+name, "given twice")
-			}
-		}
-		cols = append(cols, col)
-	}
-	if len(cols) == 0 {
-		return nil, appliance.Invalid("entities", "at least one join key is required")
-	}
-	for _, c := range cols[1:] {
-		if len(c.values) != len(cols[0].values) {
-			return nil, appliance.Invalid("entities."+c.name, "has %d values but %s has %d: every join key needs one value per entity row", len(c.values), cols[0].name, len(cols[0].values))
-		}
-	}
-	return cols, nil
-}
-
-// joinKeyValue converts a request value to a join key of the given type.
-func joinKeyValue(field, valueType string, x any) (appliance.Value, error) {
-	switch v := x.(type) {
-	case json.Number:
-		if valueType != appliance.EntityInt64 {
-			return appliance.Value{}, appliance.Invalid(field, "%s is a number; this join key is a string", v)
-		}
-		n, err := strconv.ParseInt(v.String(), 10, 64)
-		if err != nil {
-			return appliance.Value{}, appliance.Invalid(field, "%s is not an int64", v)
-		}
-		return appliance.Int64Value(n), nil
-	case string:
-		return parseJoinKeyText(field, valueType, v)
-	}
-	return appliance.Value{}, appliance.Invalid(field, "must be a string or an integer")
-}
-
 // viewRead is one view version's part of a request.
 type viewRead struct {
 	view     *appliance.FeatureView
 	features []int // indexes into view.Features, in request order
 	names    []string
 	rows     []appliance.OnlineRow
+	stamps   [][]byte // each row's event timestamp as JSON, formatted once
 }
 
 // resolveFeatures groups feature references by view version, in order of
-// first appearance, keeping the requested order of features.
+// first appearance, keeping the requested order of features. Field names
+// for errors are built only on error: this runs on every online read.
 func (s *Server) resolveFeatures(c *fiber.Ctx, refs []string, field string, full bool) ([]*viewRead, error) {
-	var reads []*viewRead
-	byKey := map[string]*viewRead{}
-	names := map[string]string{}
+	reads := make([]*viewRead, 0, 2)
+	names := make(map[string]int, len(refs))
 	for i, r := range refs {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		ref, err := appliance.ParseFeatureRef(f, r)
+		fieldAt := func() string { return fmt.Sprintf("%s[%d]", field, i) }
+		ref, err := appliance.ParseFeatureRef(field, r)
 		if err != nil {
+			err.(*appliance.Error).Field = fieldAt()
 			return nil, err
 		}
 		view, err := s.svc.Registry.FeatureView(c.UserContext(), ref.View, ref.Version)
 		if err != nil {
-			return nil, &appliance.Error{Code: appliance.ErrorCode(err), Field: f, Message: appliance.ErrorMessage(err)}
+			return nil, &appliance.Error{Code: appliance.ErrorCode(err), Field: fieldAt(), Message: appliance.ErrorMessage(err)}
 		}
 		idx := view.FeatureIndex(ref.Feature)
 		if idx < 0 {
-			return nil, &appliance.Error{Code: appliance.ENOTFOUND, Field: f, Message: fmt.Sprintf("feature view %s has no feature %q", view.Key(), ref.Feature)}
+			return nil, &appliance.Error{Code: appliance.ENOTFOUND, Field: fieldAt(), Message: fmt.Sprintf("feature view %s has no feature %q", view.Key(), ref.Feature)}
 		}
 		name := ref.Feature
 		if full {
 			name = ref.View + "__" + ref.Feature
 		}
 		if prev, dup := names[name]; dup {
-			return nil, appliance.Invalid(f, "%q and %q both output the column %q: set full_feature_names or drop one", prev, r, name)
+			return nil, appliance.Invalid(fieldAt(), "%q and %q both output the column %q: set full_feature_names or drop one", refs[prev], r, name)
 		}
-		names[name] = r
-		vr := byKey[view.Key()]
+		names[name] = i
+		var vr *viewRead
+		for _, have := range reads {
+			if have.view == view {
+				vr = have
+				break
+			}
+		}
 		if vr == nil {
-			vr = &viewRead{view: view}
-			byKey[view.Key()] = vr
+			vr = &viewRead{view: view, features: make([]int, 0, len(refs)), names: make([]string, 0, len(refs))}
 			reads = append(reads, vr)
 		}
 		vr.features = append(vr.features, idx)
@@ -172,7 +98,7 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 		return err
 	}
 	var req feastRequest
-	if err := decodeJSON(body, &req, false); err != nil {
+	if err := parseFeastRequest(body, &req); err != nil {
 		return err
 	}
 	refs, field := req.Features, "features"
@@ -190,7 +116,7 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	cols, err := parseEntities(req.Entities)
+	cols, err := parseEntities("entities", req.Entities)
 	if err != nil {
 		return err
 	}
@@ -205,7 +131,7 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 			}
 			used[jk.Name] = true
 			for i, x := range col.values {
-				v, err := joinKeyValue(fmt.Sprintf("entities.%s[%d]", jk.Name, i), jk.ValueType, x)
+				v, err := joinKeyValue("entities."+jk.Name, i, jk.ValueType, x)
 				if err != nil {
 					return err
 				}
@@ -216,13 +142,17 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 		if err := s.svc.Features.ReadOnline(c.UserContext(), vr.view, keys, vr.rows); err != nil {
 			return err
 		}
+		vr.stamps = make([][]byte, nrows)
+		for i := range vr.rows {
+			if vr.rows[i].Found {
+				vr.stamps[i] = append(appendTimestamp(append(make([]byte, 0, 32), '"'), vr.rows[i].EventTime), '"')
+			}
+		}
 	}
 	var reqCols []entityColumn
 	if len(req.RequestContext) > 0 && string(req.RequestContext) != "null" {
-		if reqCols, err = parseEntities(req.RequestContext); err != nil {
-			e := err.(*appliance.Error)
-			e.Field = strings.Replace(e.Field, "entities", "request_context", 1)
-			return e
+		if reqCols, err = parseEntities("request_context", req.RequestContext); err != nil {
+			return err
 		}
 		if len(reqCols[0].values) != nrows {
 			return appliance.Invalid("request_context", "has %d values per input but entities have %d rows", len(reqCols[0].values), nrows)
@@ -264,11 +194,11 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 			out = append(out, ',')
 		}
 		out = append(out, `{"values":[`...)
-		for i, raw := range col.raw {
+		for i, x := range col.values {
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = append(out, bytes.TrimSpace(raw)...)
+			out = appendScalar(out, x)
 		}
 		out = appendRepeated(out, `],"statuses":[`, `"PRESENT"`, nrows)
 		out = appendRepeated(out, `],"event_timestamps":[`, `"1970-01-01T00:00:00Z"`, nrows)
@@ -338,13 +268,11 @@ func appendFeatureColumn(out []byte, vr *viewRead, idx int, now int64) []byte {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, '"')
 		if vr.rows[i].Found {
-			out = appendTimestamp(out, vr.rows[i].EventTime)
+			out = append(out, vr.stamps[i]...)
 		} else {
-			out = append(out, "1970-01-01T00:00:00Z"...)
+			out = append(out, `"1970-01-01T00:00:00Z"`...)
 		}
-		out = append(out, '"')
 	}
 	return append(out, "]}"...)
 }
@@ -468,12 +396,11 @@ func (s *Server) computeOnDemand(c *fiber.Ctx, vr *viewRead, cols, reqCols []ent
 			continue
 		}
 		for name, col := range inputs {
-			switch x := col.values[i].(type) {
-			case json.Number:
-				f, _ := x.Float64()
+			if x := col.values[i]; x.num {
+				f, _ := strconv.ParseFloat(x.text, 64)
 				request[name] = appliance.Float64Value(f)
-			case string:
-				request[name] = appliance.StringValue(x)
+			} else {
+				request[name] = appliance.StringValue(x.text)
 			}
 		}
 		if err := view.RunTransform(c.UserContext(), s.svc.Transforms, row.Values, request, scratchIn, nums, out); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -26,7 +27,6 @@ type Config struct {
 	Version         string
 	Logger          *slog.Logger
 	Now             func() time.Time
-	RequestTimeout  time.Duration // bounds each handler's context, default 60s
 }
 
 // Services are what the handlers call.
@@ -56,6 +56,11 @@ type Server struct {
 	now  func() time.Time
 	set  *metrics.Set
 	reqM sync.Map // routeKey → *routeMetrics
+
+	// Request ids are a random per-server prefix and a counter: unique,
+	// and far cheaper than reading crypto/rand on every request.
+	idPrefix string
+	idSeq    atomic.Uint64
 }
 
 // New builds the fiber app with every route.
@@ -75,13 +80,10 @@ func New(cfg Config, svc Services) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 60 * time.Second
-	}
 	if svc.Metrics == nil {
 		svc.Metrics = metrics.NewSet()
 	}
-	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, now: cfg.Now, set: svc.Metrics}
+	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, now: cfg.Now, set: svc.Metrics, idPrefix: newRequestIDPrefix()}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlnode",
 		DisableStartupMessage: true,
@@ -195,15 +197,12 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
 	id := c.Get("X-Request-ID")
 	if id == "" || len(id) > 128 {
-		id = newRequestID()
+		id = s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 36)
 	} else {
 		id = copyString(id)
 	}
 	c.Locals(localRequestID, id)
 	c.Set("X-Request-ID", id)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	defer cancel()
-	c.SetUserContext(ctx)
 	err := c.Next()
 	if err != nil {
 		if herr := s.app.ErrorHandler(c, err); herr != nil {
@@ -240,10 +239,10 @@ func requestID(c *fiber.Ctx) string {
 	return id
 }
 
-func newRequestID() string {
-	var b [12]byte
+func newRequestIDPrefix() string {
+	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:]) + "-"
 }
 
 // copyString detaches a string from fiber's reused buffers.
