@@ -620,3 +620,26 @@ func TestIngest_ConcurrentWriters(t *testing.T) {
 		t.Fatalf("stats after concurrent writes: %v", st)
 	}
 }
+
+// A cached read plan must follow the registry: after a new version, the
+// same request reads the new version.
+func TestGetOnlineFeatures_PlanFollowsNewVersions(t *testing.T) {
+	n := newTestNode(t, httpapi.Config{})
+	n.setupUserStats()
+	ts := n.now.Format(time.RFC3339)
+	n.ingest("user_stats", "application/x-ndjson", fmt.Sprintf(`{"user_id":"a","event_timestamp":%q,"clicks":1}`, ts), 200)
+	req := map[string]any{"features": []string{"user_stats:clicks"}, "entities": map[string]any{"user_id": []string{"a"}}}
+	if r := n.admin("POST", "/get-online-features", req, 200); !strings.Contains(string(r.body), `"values":[1]`) {
+		t.Fatalf("v1: %s", r.body)
+	}
+	n.admin("POST", "/api/v1/feature-views", map[string]any{"name": "user_stats", "entities": []string{"user"},
+		"features": []map[string]string{{"name": "clicks", "dtype": "int64"}}}, 201)
+	n.ingest("user_stats", "application/x-ndjson", fmt.Sprintf(`{"user_id":"a","event_timestamp":%q,"clicks":2}`, ts), 200)
+	if r := n.admin("POST", "/get-online-features", req, 200); !strings.Contains(string(r.body), `"values":[2]`) {
+		t.Fatalf("after v2: %s", r.body)
+	}
+	n.admin("DELETE", "/api/v1/feature-views/user_stats?force=true", nil, 204)
+	if r := n.do("POST", "/get-online-features", adminSecret, "application/json", req); r.status != 404 {
+		t.Fatalf("after delete: %d %s", r.status, r.body)
+	}
+}

@@ -41,11 +41,69 @@ type viewRead struct {
 	stamps   [][]byte // each row's event timestamp as JSON, formatted once
 }
 
-// resolveFeatures groups feature references by view version, in order of
-// first appearance, keeping the requested order of features. Field names
-// for errors are built only on error: this runs on every online read.
+// readPlan is what a list of feature references resolves to: per view
+// version, which features and under which output names. Plans are cached
+// by the list, and a cached plan is used only while every view it names is
+// still the registry's answer for its reference (a new version or a PATCH
+// replaces the registry's view objects).
+type readPlan struct {
+	views []planView
+}
+
+type planView struct {
+	view     *appliance.FeatureView
+	version  int // as referenced: 0 for "latest"
+	features []int
+	names    []string
+}
+
+// maxCachedPlans bounds the plan cache: clients send a handful of distinct
+// feature lists, not an unbounded stream of them.
+const maxCachedPlans = 4096
+
 func (s *Server) resolveFeatures(c *fiber.Ctx, refs []string, field string, full bool) ([]*viewRead, error) {
-	reads := make([]*viewRead, 0, 2)
+	var b strings.Builder
+	if full {
+		b.WriteByte(1)
+	}
+	for _, r := range refs {
+		b.WriteString(r)
+		b.WriteByte(0)
+	}
+	key := b.String()
+	var plan *readPlan
+	if cached, ok := s.plans.Load(key); ok {
+		plan = cached.(*readPlan)
+		for _, pv := range plan.views {
+			if v, err := s.svc.Registry.FeatureView(c.UserContext(), pv.view.Name, pv.version); err != nil || v != pv.view {
+				plan = nil
+				break
+			}
+		}
+	}
+	if plan == nil {
+		var err error
+		if plan, err = s.planFeatures(c, refs, field, full); err != nil {
+			return nil, err
+		}
+		if s.planCount.Load() < maxCachedPlans {
+			if _, loaded := s.plans.Swap(key, plan); !loaded {
+				s.planCount.Add(1)
+			}
+		}
+	}
+	reads := make([]*viewRead, len(plan.views))
+	for i := range plan.views {
+		pv := &plan.views[i]
+		reads[i] = &viewRead{view: pv.view, features: pv.features, names: pv.names}
+	}
+	return reads, nil
+}
+
+// planFeatures groups feature references by view version, in order of
+// first appearance, keeping the requested order of features.
+func (s *Server) planFeatures(c *fiber.Ctx, refs []string, field string, full bool) (*readPlan, error) {
+	plan := &readPlan{}
 	names := make(map[string]int, len(refs))
 	for i, r := range refs {
 		fieldAt := func() string { return fmt.Sprintf("%s[%d]", field, i) }
@@ -70,21 +128,21 @@ func (s *Server) resolveFeatures(c *fiber.Ctx, refs []string, field string, full
 			return nil, appliance.Invalid(fieldAt(), "%q and %q both output the column %q: set full_feature_names or drop one", refs[prev], r, name)
 		}
 		names[name] = i
-		var vr *viewRead
-		for _, have := range reads {
-			if have.view == view {
-				vr = have
+		var pv *planView
+		for j := range plan.views {
+			if plan.views[j].view == view && plan.views[j].version == ref.Version {
+				pv = &plan.views[j]
 				break
 			}
 		}
-		if vr == nil {
-			vr = &viewRead{view: view, features: make([]int, 0, len(refs)), names: make([]string, 0, len(refs))}
-			reads = append(reads, vr)
+		if pv == nil {
+			plan.views = append(plan.views, planView{view: view, version: ref.Version})
+			pv = &plan.views[len(plan.views)-1]
 		}
-		vr.features = append(vr.features, idx)
-		vr.names = append(vr.names, name)
+		pv.features = append(pv.features, idx)
+		pv.names = append(pv.names, name)
 	}
-	return reads, nil
+	return plan, nil
 }
 
 // getOnlineFeatures is Feast's POST /get-online-features: the same request

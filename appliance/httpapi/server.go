@@ -61,6 +61,9 @@ type Server struct {
 	// and far cheaper than reading crypto/rand on every request.
 	idPrefix string
 	idSeq    atomic.Uint64
+
+	plans     sync.Map // feature list → *readPlan
+	planCount atomic.Int64
 }
 
 // New builds the fiber app with every route.

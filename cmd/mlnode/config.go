@@ -29,6 +29,7 @@ type Config struct {
 	LogFormat       string        `yaml:"log_format"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	LockTimeout     time.Duration `yaml:"lock_timeout"`
+	PprofAddr       string        `yaml:"pprof_addr"`
 }
 
 // DefaultConfig is what a node runs with when nothing is set.
@@ -125,6 +126,7 @@ var envVars = map[string]string{
 	"MLNODE_LOG_LEVEL":         "log-level",
 	"MLNODE_LOG_FORMAT":        "log-format",
 	"MLNODE_SHUTDOWN_TIMEOUT":  "shutdown-timeout",
+	"MLNODE_PPROF_ADDR":        "pprof-addr",
 }
 
 // bindFlags declares the serve flags over cfg.
@@ -136,6 +138,7 @@ func bindFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.Var(&cfg.JSONBodyLimit, "json-body-limit", "largest body of other requests, e.g. 16MiB (env MLNODE_JSON_BODY_LIMIT)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env MLNODE_LOG_LEVEL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env MLNODE_LOG_FORMAT)")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof on this loopback host:port for profiling; off when empty (env MLNODE_PPROF_ADDR)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGTERM (env MLNODE_SHUTDOWN_TIMEOUT)")
 }
 
@@ -158,6 +161,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return &ConfigError{Field: "log_format", Value: c.LogFormat, Err: errors.New("want text or json")}
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return &ConfigError{Field: "pprof_addr", Value: c.PprofAddr, Err: errors.New("want a loopback host:port, e.g. 127.0.0.1:6060: profiles expose internals")}
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		return &ConfigError{Field: "shutdown_timeout", Value: c.ShutdownTimeout.String(), Err: errors.New("must be positive")}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,6 +32,7 @@ type Main struct {
 	HTTP     *httpapi.Server
 	listener net.Listener
 	serveErr chan error
+	pprof    *http.Server
 	log      *slog.Logger
 }
 
@@ -73,11 +76,35 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.HTTP.App().Listener(m.listener) }()
+	if m.Config.PprofAddr != "" {
+		if err := m.servePprof(); err != nil {
+			return err
+		}
+	}
 
 	url := "http://" + m.Addr()
 	m.log.Info("mlnode serving", "addr", m.Addr(), "data_dir", m.Config.DataDir, "version", version)
 	fmt.Fprintf(m.Stdout, "mlnode %s listening on %s\n  API:         %s/api/v1\n  health:      %s/healthz\n  admin token: %s\n",
 		version, url, url, url, m.adminTokenHint())
+	return nil
+}
+
+// servePprof serves Go's profiler on its own loopback listener, apart from
+// the API and its tokens.
+func (m *Main) servePprof() error {
+	ln, err := net.Listen("tcp", m.Config.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("listen for pprof on %s: %w", m.Config.PprofAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = m.pprof.Serve(ln) }()
+	m.log.Info("pprof serving", "addr", ln.Addr().String())
 	return nil
 }
 
@@ -158,6 +185,9 @@ func (m *Main) Close() error {
 		case <-m.serveErr:
 		case <-time.After(time.Second):
 		}
+	}
+	if m.pprof != nil {
+		_ = m.pprof.Close()
 	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && firstErr == nil {
