@@ -21,7 +21,7 @@ import (
 )
 
 // SchemaVersion is the layout this code reads and writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // ErrLocked means another process holds the database file.
 var ErrLocked = errors.New("data directory is in use by another process")
@@ -36,9 +36,7 @@ var (
 	bucketServices    = []byte("services")
 	bucketTokens      = []byte("tokens")
 	bucketAudit       = []byte("audit")
-	bucketOffline     = []byte("offline")
 	bucketOnline      = []byte("online")
-	bucketIngestIndex = []byte("ingest_index")
 	bucketViewStats   = []byte("view_stats")
 	bucketIdempotency = []byte("idempotency")
 	bucketBlobs       = []byte("blobs")
@@ -63,6 +61,7 @@ type Options struct {
 	IdempotencyTTL   time.Duration // how long a stored answer is replayed, default 24h
 	JanitorInterval  time.Duration // how often expired idempotency answers are purged, default 10m
 	InitialMmapBytes int           // default 256 MiB
+	Compaction       CompactionOptions
 }
 
 // Store is mlnode's storage, one bbolt file. It implements
@@ -81,6 +80,10 @@ type Store struct {
 	writerWG sync.WaitGroup
 	janitor  sync.WaitGroup
 	cancel   context.CancelFunc
+
+	compactorWG  sync.WaitGroup
+	compactMu    sync.Mutex // one compaction at a time
+	compactNudge chan struct{}
 	// enqueue guards isClosed so that no write enters the queue after the
 	// writer has drained it for the last time.
 	enqueue  sync.RWMutex
@@ -94,6 +97,8 @@ type Store struct {
 	rowsWritten *metrics.Counter
 	commits     *metrics.Counter
 	writeFns    *metrics.Counter
+	flushes     *metrics.Counter
+	merges      *metrics.Counter
 }
 
 type writeOp struct {
@@ -132,6 +137,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.JanitorInterval <= 0 {
 		opts.JanitorInterval = 10 * time.Minute
 	}
+	opts.Compaction.defaults()
 	if opts.InitialMmapBytes <= 0 {
 		opts.InitialMmapBytes = 256 << 20
 	}
@@ -154,8 +160,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		path: path, db: db, codec: opts.Codec, opts: opts, log: opts.Logger, now: opts.Now,
-		writes:   make(chan *writeOp, opts.MaxWriteGroup),
-		stopping: make(chan struct{}),
+		writes:       make(chan *writeOp, opts.MaxWriteGroup),
+		stopping:     make(chan struct{}),
+		compactNudge: make(chan struct{}, 1),
 	}
 	set := opts.Metrics
 	if set == nil {
@@ -164,6 +171,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.rowsWritten = set.NewCounter("mlnode_store_rows_written_total")
 	s.commits = set.NewCounter("mlnode_store_commits_total")
 	s.writeFns = set.NewCounter("mlnode_store_write_requests_total")
+	s.flushes = set.NewCounter(`mlnode_store_compactions_total{kind="flush"}`)
+	s.merges = set.NewCounter(`mlnode_store_compactions_total{kind="merge"}`)
 	set.NewGauge("mlnode_store_file_bytes", func() float64 {
 		if fi, err := os.Stat(path); err == nil {
 			return float64(fi.Size())
@@ -173,6 +182,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := s.db.Update(s.dropBuildingRuns); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("recover interrupted merges: %w", err)
 	}
 	if err := s.loadCaches(); err != nil {
 		db.Close()
@@ -185,6 +198,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	janitorCtx, s.cancel = context.WithCancel(context.Background())
 	s.janitor.Add(1)
 	go s.runJanitor(janitorCtx)
+	s.compactorWG.Add(1)
+	go s.runCompactor(janitorCtx)
 	return s, nil
 }
 
@@ -198,6 +213,7 @@ func (s *Store) Close() error {
 	s.closed.Do(func() {
 		s.cancel()
 		s.janitor.Wait()
+		s.compactorWG.Wait()
 		s.telemetry.close()
 		s.enqueue.Lock()
 		s.isClosed = true
@@ -269,7 +285,7 @@ func (s *Store) migrate(ctx context.Context) error {
 var migrations = []func(tx *bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketEntities, bucketViews, bucketServices, bucketTokens, bucketAudit,
-			bucketOffline, bucketOnline, bucketIngestIndex, bucketViewStats, bucketIdempotency, bucketBlobs, bucketTelemetry} {
+			[]byte("offline"), bucketOnline, []byte("ingest_index"), bucketViewStats, bucketIdempotency, bucketBlobs, bucketTelemetry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -281,6 +297,8 @@ var migrations = []func(tx *bolt.Tx) error{
 		_, err := tx.CreateBucketIfNotExists(bucketModules)
 		return err
 	},
+	// 3: the offline log becomes a tail and sorted runs (offline.go).
+	migrateToEvents,
 }
 
 // update runs fn in a group-committed write transaction and returns once it

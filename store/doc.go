@@ -15,10 +15,13 @@
 //	services      name → FeatureService (JSON)
 //	tokens        name → token record (JSON, with the secret's SHA-256)
 //	audit         u64(seq) → AuditEntry (JSON)
-//	offline       "view@N" → bucket { entity key | i64(event µs) | u64(seq) → row values }
+//	events        "view@N" → bucket { the offline log, a small LSM tree (offline.go):
+//	                tail → { u64(seq) → entity key | i64(event µs) | row values },
+//	                runs → { u64(run id) → { entity key | i64(event µs) | u64(seq) → row values } },
+//	                meta → run list (level, rows, sequence range), tail row count }
+//	              "everything ingested since N", late events included, is a seek in the
+//	              tail plus a filtered pass over the runs whose sequence range reaches N
 //	online        "view@N" → bucket { entity key → i64(event µs) | u64(seq) | row values }
-//	ingest_index  "view@N" → bucket { u64(seq) → offline key }: "everything ingested
-//	              since N", late events included, is a seek
 //	view_stats    "view@N" → u64 offline rows | u64 online rows | u64 last seq
 //	idempotency   scope|key → stored answer (JSON)
 //	blobs         sha256 (32 bytes) → module bytes
@@ -43,6 +46,17 @@
 // the failed one and re-runs the others, so write functions may run more than
 // once and must have no side effects outside the transaction. In-memory
 // caches change in after-commit hooks, run by the writer in commit order.
+//
+// # Compaction
+//
+// Ingest appends to a view version's tail in sequence order, which costs the
+// same whatever the store's size. A compactor goroutine (owned by the Store,
+// stopped by Close) moves the oldest tail rows into a new sorted run in one
+// transaction once the tail holds CompactionOptions.FlushRows, and merges
+// MergeFanIn runs of one level into one of the next, copying in chunks of
+// MergeChunkRows per transaction. A run being built is invisible to readers
+// until a last transaction publishes it and drops its sources; a merge cut
+// short by a crash is dropped at the next open.
 //
 // # Caveats
 //

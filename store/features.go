@@ -75,9 +75,16 @@ func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*ap
 		}
 		return 0 // stable: input order, which is sequence order
 	})
+	// Tail values are encoded outside the transaction, into one buffer.
 	encoded := make([][]byte, n)
+	var buf []byte
 	for i := range req.Rows {
-		encoded[i] = s.codec.Seal(nil, encodeValues(nil, req.Rows[i].Values))
+		start := len(buf)
+		buf = appendTailValue(buf, req.Rows[i].Key, req.Rows[i].EventTime, req.Rows[i].Values)
+		encoded[i] = buf[start:len(buf):len(buf)]
+	}
+	for i := range encoded {
+		encoded[i] = s.codec.Seal(nil, encoded[i])
 	}
 	res := &appliance.WriteResult{}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -93,13 +100,13 @@ func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*ap
 				return nil
 			}
 		}
-		offline := tx.Bucket(bucketOffline).Bucket(viewKey)
+		events := tx.Bucket(bucketEvents).Bucket(viewKey)
 		online := tx.Bucket(bucketOnline).Bucket(viewKey)
-		index := tx.Bucket(bucketIngestIndex).Bucket(viewKey)
-		if offline == nil || online == nil || index == nil {
+		if events == nil || online == nil {
 			return appliance.NotFound("feature view", view.Key())
 		}
-		index.FillPercent = 1 // sequences only grow
+		tail := events.Bucket(keyTail)
+		tail.FillPercent = 1 // sequences only grow
 		meta := tx.Bucket(bucketMeta)
 		var first uint64 = 1
 		if v := meta.Get(keyIngestSeq); v != nil {
@@ -107,18 +114,19 @@ func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*ap
 		}
 		stats := tx.Bucket(bucketViewStats)
 		counts := readCounts(stats, viewKey)
-		key := make([]byte, 0, 64)
+		// The tail takes every row in sequence order: appends at the end of
+		// the tree, whatever its size.
+		var seqKey [8]byte
+		for i := range req.Rows {
+			binary.BigEndian.PutUint64(seqKey[:], first+uint64(i))
+			if err := tail.Put(seqKey[:], encoded[i]); err != nil {
+				return fmt.Errorf("append offline row: %w", err)
+			}
+		}
 		onlineVal := make([]byte, 0, 256)
 		for pos, i := range order {
 			row := &req.Rows[i]
 			seq := first + uint64(i)
-			key = appendOfflineKey(key[:0], row.Key, row.EventTime, seq)
-			if err := offline.Put(key, encoded[i]); err != nil {
-				return fmt.Errorf("put offline row: %w", err)
-			}
-			if err := index.Put(u64(seq), s.codec.Seal(nil, key)); err != nil {
-				return fmt.Errorf("put ingest index: %w", err)
-			}
 			lastOfEntity := pos == n-1 || !bytes.Equal(req.Rows[order[pos+1]].Key, row.Key)
 			if req.OfflineOnly || !lastOfEntity {
 				continue
@@ -155,6 +163,14 @@ func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*ap
 			if err := stats.Put(viewKey, counts.bytes()); err != nil {
 				return err
 			}
+			em, err := s.readEventsMeta(events)
+			if err != nil {
+				return err
+			}
+			em.TailRows += uint64(n)
+			if err := s.putJSON(events, keyEventMeta, em); err != nil {
+				return err
+			}
 		}
 		if req.Idempotency != nil {
 			rec := idempotencyRecord{BodyHash: req.Idempotency.BodyHash[:], Response: req.Idempotency.Response, At: s.now().UTC()}
@@ -170,6 +186,7 @@ func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*ap
 	}
 	if !res.Duplicate {
 		s.rowsWritten.Add(n)
+		s.nudgeCompactor()
 	}
 	return res, nil
 }
@@ -266,39 +283,33 @@ func (s *Store) EraseEntityKey(ctx context.Context, entity *appliance.Entity, ke
 		for _, v := range views {
 			match, prefix := entityMatcher(v, entity, key)
 			viewKey := []byte(v.Key())
-			offline := tx.Bucket(bucketOffline).Bucket(viewKey)
+			events := tx.Bucket(bucketEvents).Bucket(viewKey)
 			online := tx.Bucket(bucketOnline).Bucket(viewKey)
-			index := tx.Bucket(bucketIngestIndex).Bucket(viewKey)
-			if offline == nil || online == nil || index == nil {
+			if events == nil || online == nil {
 				continue
 			}
-			// Collect first: deleting under a bbolt cursor can skip keys.
-			offKeys := collectKeys(offline, prefix, func(k []byte) bool { return len(k) >= 16 && match(k[:len(k)-16]) })
-			onKeys := collectKeys(online, prefix, match)
-			for _, k := range offKeys {
-				if err := offline.Delete(k); err != nil {
-					return err
-				}
-				if err := index.Delete(k[len(k)-8:]); err != nil {
-					return err
-				}
+			offline, err := s.eraseEvents(events, prefix, match)
+			if err != nil {
+				return err
 			}
+			// Collect first: deleting under a bbolt cursor can skip keys.
+			onKeys := collectKeys(online, prefix, match)
 			for _, k := range onKeys {
 				if err := online.Delete(k); err != nil {
 					return err
 				}
 			}
-			if len(offKeys)+len(onKeys) > 0 {
+			if offline+len(onKeys) > 0 {
 				stats := tx.Bucket(bucketViewStats)
 				c := readCounts(stats, viewKey)
-				c.offline -= min(c.offline, uint64(len(offKeys)))
+				c.offline -= min(c.offline, uint64(offline))
 				c.online -= min(c.online, uint64(len(onKeys)))
 				if err := stats.Put(viewKey, c.bytes()); err != nil {
 					return err
 				}
 				res.Views = append(res.Views, v.Key())
 			}
-			res.Offline += len(offKeys)
+			res.Offline += offline
 			res.Online += len(onKeys)
 		}
 		// The key itself is personal data: the audit names only the entity.
@@ -373,44 +384,124 @@ func (s *Store) ViewStats(_ context.Context, view *appliance.FeatureView) (*appl
 }
 
 // ScanIngested calls fn with every row of a view version ingested after
-// sequence afterSeq, in ingest order — late events included, whatever their
-// event time — until fn returns false. It is how incremental jobs find new
-// data. Rows are copies and may be kept.
+// sequence afterSeq — late events included, whatever their event time —
+// until fn returns false. It is how incremental jobs find new data. Rows
+// still in the tail come in ingest order after those already compacted into
+// runs, which come in entity order. Rows are copies and may be kept.
 func (s *Store) ScanIngested(_ context.Context, view *appliance.FeatureView, afterSeq uint64, fn func(seq uint64, row appliance.Row) bool) error {
 	viewKey := []byte(view.Key())
+	n := len(view.Features)
 	return s.view(func(tx *bolt.Tx) error {
-		index := tx.Bucket(bucketIngestIndex).Bucket(viewKey)
-		offline := tx.Bucket(bucketOffline).Bucket(viewKey)
-		if index == nil || offline == nil {
+		events := tx.Bucket(bucketEvents).Bucket(viewKey)
+		if events == nil {
 			return appliance.NotFound("feature view", view.Key())
 		}
-		c := index.Cursor()
+		runs, meta, err := s.runs(events, false)
+		if err != nil {
+			return err
+		}
+		for i, src := range runs {
+			if meta.Runs[runIndex(meta, src.id)].MaxSeq <= afterSeq {
+				continue
+			}
+			c := src.run.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				seq := binary.BigEndian.Uint64(k[len(k)-8:])
+				if seq <= afterSeq {
+					continue
+				}
+				plain, err := s.codec.Open(nil, v)
+				if err != nil {
+					return err
+				}
+				values, err := decodeValues(nil, plain, n)
+				if err != nil {
+					return fmt.Errorf("run %d of %s: %w", runs[i].id, view.Key(), err)
+				}
+				kl := len(k)
+				if !fn(seq, appliance.Row{Key: slices.Clone(k[:kl-16]), EventTime: readTime(k[kl-16:]), Values: values}) {
+					return nil
+				}
+			}
+		}
+		c := events.Bucket(keyTail).Cursor()
 		for k, v := c.Seek(u64(afterSeq + 1)); k != nil; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
-			offKey, err := s.codec.Open(nil, v)
-			if err != nil || len(offKey) < 16 {
-				return fmt.Errorf("ingest index %s seq %d: corrupt (%v)", view.Key(), seq, err)
-			}
-			raw := offline.Get(offKey)
-			if raw == nil {
-				continue // erased
-			}
-			plain, err := s.codec.Open(nil, raw)
+			plain, err := s.codec.Open(nil, v)
 			if err != nil {
 				return err
 			}
-			values, err := decodeValues(nil, plain, len(view.Features))
+			row, err := decodeTailValue(plain)
 			if err != nil {
-				return fmt.Errorf("offline row %s seq %d: %w", view.Key(), seq, err)
+				return fmt.Errorf("tail of %s seq %d: %w", view.Key(), seq, err)
 			}
-			n := len(offKey)
-			row := appliance.Row{Key: slices.Clone(offKey[:n-16]), EventTime: readTime(offKey[n-16:]), Values: values}
-			if !fn(seq, row) {
+			values, err := decodeValues(nil, row.values, n)
+			if err != nil {
+				return fmt.Errorf("tail of %s seq %d: %w", view.Key(), seq, err)
+			}
+			if !fn(seq, appliance.Row{Key: slices.Clone(row.key), EventTime: row.micros, Values: values}) {
 				return nil
 			}
 		}
 		return nil
 	})
+}
+
+func runIndex(meta *eventsMeta, id uint64) int {
+	for i, r := range meta.Runs {
+		if r.ID == id {
+			return i
+		}
+	}
+	panic(fmt.Sprintf("BUG: run %d not in its meta", id))
+}
+
+// eraseEvents deletes one entity's rows from every run (those being built
+// by a merge too) and from the tail, and returns how many rows it erased:
+// copies in a run being built are not counted twice.
+func (s *Store) eraseEvents(events *bolt.Bucket, prefix []byte, match func([]byte) bool) (int, error) {
+	runs, meta, err := s.runs(events, true)
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for _, src := range runs {
+		keys := collectKeys(src.run, prefix, func(k []byte) bool { return len(k) >= 16 && match(k[:len(k)-16]) })
+		for _, k := range keys {
+			if err := src.run.Delete(k); err != nil {
+				return 0, err
+			}
+		}
+		info := &meta.Runs[runIndex(meta, src.id)]
+		info.Rows -= min(info.Rows, uint64(len(keys)))
+		if !info.Building {
+			deleted += len(keys)
+		}
+	}
+	tail := events.Bucket(keyTail)
+	var tailKeys [][]byte
+	c := tail.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		plain, err := s.codec.Open(nil, v)
+		if err != nil {
+			return 0, err
+		}
+		row, err := decodeTailValue(plain)
+		if err != nil {
+			return 0, err
+		}
+		if match(row.key) {
+			tailKeys = append(tailKeys, slices.Clone(k))
+		}
+	}
+	for _, k := range tailKeys {
+		if err := tail.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	meta.TailRows -= min(meta.TailRows, uint64(len(tailKeys)))
+	deleted += len(tailKeys)
+	return deleted, s.putJSON(events, keyEventMeta, meta)
 }
 
 // purgeIdempotency deletes stored answers older than the idempotency TTL,

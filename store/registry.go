@@ -248,10 +248,11 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 			return err
 		}
 		result = assembleView(v.Name, ver, meta)
-		for _, root := range [][]byte{bucketOffline, bucketOnline, bucketIngestIndex} {
-			if _, err := tx.Bucket(root).CreateBucket([]byte(result.Key())); err != nil {
-				return fmt.Errorf("create %s bucket for %s: %w", root, result.Key(), err)
-			}
+		if _, err := tx.Bucket(bucketOnline).CreateBucket([]byte(result.Key())); err != nil {
+			return fmt.Errorf("create online bucket for %s: %w", result.Key(), err)
+		}
+		if err := s.createEvents(tx, []byte(result.Key())); err != nil {
+			return err
 		}
 		// Metadata is shared: older versions read the new metadata too.
 		for i, old := range versions {
@@ -377,17 +378,13 @@ func (s *Store) DeleteFeatureView(ctx context.Context, name string, force bool) 
 		}
 		rows := 0
 		for _, v := range versions {
-			if b := tx.Bucket(bucketOffline).Bucket([]byte(v.Key())); b != nil {
-				if k, _ := b.Cursor().First(); k != nil {
-					rows++
-				}
-			}
+			rows += int(readCounts(tx.Bucket(bucketViewStats), []byte(v.Key())).offline)
 		}
 		if rows > 0 && !force {
 			return appliance.Errorf(appliance.ECONFLICT, "feature view %q holds data: add ?force=true to delete it with its data", name)
 		}
 		for _, v := range versions {
-			for _, root := range [][]byte{bucketOffline, bucketOnline, bucketIngestIndex} {
+			for _, root := range [][]byte{bucketEvents, bucketOnline} {
 				if err := tx.Bucket(root).DeleteBucket([]byte(v.Key())); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 					return err
 				}

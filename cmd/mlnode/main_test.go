@@ -475,14 +475,18 @@ func TestBinary_IngestBodyLimit(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+n.token)
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	pr.Close()
+	// The node answers 413 and closes the connection without reading the
+	// rest; a client still sending may see the reset before the answer.
+	if err != nil && !strings.Contains(err.Error(), "connection reset") && !strings.Contains(err.Error(), "broken pipe") {
 		t.Fatalf("chunked: %v", err)
 	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	pr.Close()
-	if resp.StatusCode != 413 {
-		t.Fatalf("chunked: %d %s", resp.StatusCode, raw)
+	if err == nil {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 {
+			t.Fatalf("chunked: %d %s", resp.StatusCode, raw)
+		}
 	}
 	got := n.mustCall("GET", "/api/v1/feature-views/user_stats", nil, 200)
 	if !strings.Contains(string(got), `"offline_rows":0`) {
