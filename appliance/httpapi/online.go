@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -196,7 +197,8 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 				keys[i] = appliance.AppendEntityKeyPart(keys[i], v)
 			}
 		}
-		vr.rows = make([]appliance.OnlineRow, nrows)
+		vr.rows = getRows(nrows)
+		defer putRows(vr.rows)
 		if err := s.svc.Features.ReadOnline(c.UserContext(), vr.view, keys, vr.rows); err != nil {
 			return err
 		}
@@ -228,7 +230,9 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 	}
 
 	now := s.now().UnixMicro()
-	out := make([]byte, 0, 256+nrows*64*(len(refs)+len(cols)))
+	bp := outPool.Get().(*[]byte)
+	defer outPool.Put(bp)
+	out := (*bp)[:0]
 	out = append(out, `{"metadata":{"feature_names":[`...)
 	first := true
 	name := func(n string) {
@@ -272,7 +276,30 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 	}
 	out = append(out, "]}"...)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(out)
+	*bp = out
+	return c.Send(out) // copies into fasthttp's response buffer
+}
+
+// Per-request scratch, reused across requests: the response buffer and the
+// online rows with their value slices. Plain memory, so sync.Pool suits.
+var (
+	outPool  = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
+	rowsPool = sync.Pool{New: func() any { return new([]appliance.OnlineRow) }}
+)
+
+func getRows(n int) []appliance.OnlineRow {
+	rows := *rowsPool.Get().(*[]appliance.OnlineRow)
+	if cap(rows) < n {
+		rows = append(rows[:cap(rows)], make([]appliance.OnlineRow, n-cap(rows))...)
+	}
+	return rows[:n]
+}
+
+func putRows(rows []appliance.OnlineRow) {
+	if cap(rows) > 4096 {
+		return // a huge batch request: let it go
+	}
+	rowsPool.Put(&rows)
 }
 
 func appendRepeated(out []byte, prefix, item string, n int) []byte {
