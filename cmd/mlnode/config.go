@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	LockTimeout     time.Duration `yaml:"lock_timeout"`
 	PprofAddr       string        `yaml:"pprof_addr"`
+
+	ModuleBodyLimit    ByteSize      `yaml:"module_body_limit"`
+	WasmPoolSize       int           `yaml:"wasm_pool_size"`
+	WasmMaxMemoryPages uint32        `yaml:"wasm_max_memory_pages"`
+	WasmTimeout        time.Duration `yaml:"wasm_timeout"`
 }
 
 // DefaultConfig is what a node runs with when nothing is set.
@@ -43,6 +49,11 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 		ShutdownTimeout: 30 * time.Second,
 		LockTimeout:     3 * time.Second,
+
+		ModuleBodyLimit:    64 << 20,
+		WasmPoolSize:       runtime.GOMAXPROCS(0),
+		WasmMaxMemoryPages: 512,
+		WasmTimeout:        100 * time.Millisecond,
 	}
 }
 
@@ -118,15 +129,19 @@ func loadConfigFile(path string, cfg *Config) error {
 
 // envVars maps environment variables to flags; flags win over them.
 var envVars = map[string]string{
-	"MLNODE_DATA_DIR":          "data-dir",
-	"MLNODE_ADDR":              "addr",
-	"MLNODE_METRICS_PUBLIC":    "metrics-public",
-	"MLNODE_INGEST_BODY_LIMIT": "ingest-body-limit",
-	"MLNODE_JSON_BODY_LIMIT":   "json-body-limit",
-	"MLNODE_LOG_LEVEL":         "log-level",
-	"MLNODE_LOG_FORMAT":        "log-format",
-	"MLNODE_SHUTDOWN_TIMEOUT":  "shutdown-timeout",
-	"MLNODE_PPROF_ADDR":        "pprof-addr",
+	"MLNODE_DATA_DIR":              "data-dir",
+	"MLNODE_ADDR":                  "addr",
+	"MLNODE_METRICS_PUBLIC":        "metrics-public",
+	"MLNODE_INGEST_BODY_LIMIT":     "ingest-body-limit",
+	"MLNODE_JSON_BODY_LIMIT":       "json-body-limit",
+	"MLNODE_LOG_LEVEL":             "log-level",
+	"MLNODE_LOG_FORMAT":            "log-format",
+	"MLNODE_SHUTDOWN_TIMEOUT":      "shutdown-timeout",
+	"MLNODE_PPROF_ADDR":            "pprof-addr",
+	"MLNODE_MODULE_BODY_LIMIT":     "module-body-limit",
+	"MLNODE_WASM_POOL_SIZE":        "wasm-pool-size",
+	"MLNODE_WASM_MAX_MEMORY_PAGES": "wasm-max-memory-pages",
+	"MLNODE_WASM_TIMEOUT":          "wasm-timeout",
 }
 
 // bindFlags declares the serve flags over cfg.
@@ -139,6 +154,17 @@ func bindFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env MLNODE_LOG_LEVEL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env MLNODE_LOG_FORMAT)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof on this loopback host:port for profiling; off when empty (env MLNODE_PPROF_ADDR)")
+	fs.Var(&cfg.ModuleBodyLimit, "module-body-limit", "largest uploaded WebAssembly module, e.g. 64MiB (env MLNODE_MODULE_BODY_LIMIT)")
+	fs.IntVar(&cfg.WasmPoolSize, "wasm-pool-size", cfg.WasmPoolSize, "instances per loaded module: concurrent calls into it (env MLNODE_WASM_POOL_SIZE)")
+	fs.Func("wasm-max-memory-pages", "most memory of any module, in 64 KiB pages (env MLNODE_WASM_MAX_MEMORY_PAGES; default 512 = 32 MiB)", func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 || n > 65536 {
+			return errors.New("want 1 to 65536 pages")
+		}
+		cfg.WasmMaxMemoryPages = uint32(n)
+		return nil
+	})
+	fs.DurationVar(&cfg.WasmTimeout, "wasm-timeout", cfg.WasmTimeout, "deadline of one call into a module (env MLNODE_WASM_TIMEOUT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGTERM (env MLNODE_SHUTDOWN_TIMEOUT)")
 }
 
@@ -167,6 +193,18 @@ func (c *Config) Validate() error {
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
 			return &ConfigError{Field: "pprof_addr", Value: c.PprofAddr, Err: errors.New("want a loopback host:port, e.g. 127.0.0.1:6060: profiles expose internals")}
 		}
+	}
+	if c.ModuleBodyLimit <= 0 {
+		return &ConfigError{Field: "module_body_limit", Value: c.ModuleBodyLimit.String(), Err: errors.New("must be positive")}
+	}
+	if c.WasmPoolSize < 1 {
+		return &ConfigError{Field: "wasm_pool_size", Value: strconv.Itoa(c.WasmPoolSize), Err: errors.New("must be at least 1")}
+	}
+	if c.WasmMaxMemoryPages < 1 || c.WasmMaxMemoryPages > 65536 {
+		return &ConfigError{Field: "wasm_max_memory_pages", Value: strconv.Itoa(int(c.WasmMaxMemoryPages)), Err: errors.New("want 1 to 65536 pages")}
+	}
+	if c.WasmTimeout <= 0 {
+		return &ConfigError{Field: "wasm_timeout", Value: c.WasmTimeout.String(), Err: errors.New("must be positive")}
 	}
 	if c.ShutdownTimeout <= 0 {
 		return &ConfigError{Field: "shutdown_timeout", Value: c.ShutdownTimeout.String(), Err: errors.New("must be positive")}

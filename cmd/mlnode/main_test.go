@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -491,5 +492,59 @@ func TestBinary_IngestBodyLimit(t *testing.T) {
 	got := n.mustCall("GET", "/api/v1/feature-views/user_stats", nil, 200)
 	if !strings.Contains(string(got), `"offline_rows":0`) {
 		t.Fatalf("an oversized body wrote rows: %s", got)
+	}
+}
+
+// A real transform module, built by `make examples`, uploaded and applied
+// at ingest time and on demand.
+func TestBinary_WasmTransforms(t *testing.T) {
+	wasmPath := "../../examples/build/features_go.wasm"
+	raw, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatalf("%s: %v (run `make examples`, which `make test` does first)", wasmPath, err)
+	}
+	n := startNode(t, t.TempDir())
+	status, body, err := n.call("POST", "/api/v1/modules", "application/wasm", raw)
+	if err != nil || status != 201 {
+		t.Fatalf("upload: %d %v %s", status, err, body)
+	}
+	var mod struct {
+		SHA256 string   `json:"sha256"`
+		Kinds  []string `json:"kinds"`
+	}
+	json.Unmarshal(body, &mod)
+	if !strings.Contains(strings.Join(mod.Kinds, ","), "row_transform") {
+		t.Fatalf("kinds: %s", body)
+	}
+	// Not WebAssembly: refused before anything is stored.
+	if status, body, _ := n.call("POST", "/api/v1/modules", "application/wasm", []byte("hello")); status != 400 || !strings.Contains(string(body), `"field":"module"`) {
+		t.Fatalf("bad module: %d %s", status, body)
+	}
+	n.mustCall("POST", "/api/v1/entities", map[string]any{"name": "user", "join_keys": []string{"user_id"}, "value_type": "string"}, 201)
+	outputs := []map[string]string{{"name": "log_amount", "dtype": "float64"}, {"name": "age_bucket", "dtype": "int64"},
+		{"name": "country_ae", "dtype": "bool"}, {"name": "country_de", "dtype": "bool"}, {"name": "country_fr", "dtype": "bool"},
+		{"name": "country_gb", "dtype": "bool"}, {"name": "country_us", "dtype": "bool"}}
+	features := []map[string]string{{"name": "amount", "dtype": "float64"}, {"name": "country", "dtype": "string"}, {"name": "age", "dtype": "int64"}}
+	n.mustCall("POST", "/api/v1/feature-views", map[string]any{"name": "payments", "entities": []string{"user"}, "features": features,
+		"transform": map[string]any{"module": "sha256:" + mod.SHA256, "mode": "ingest", "inputs": []string{"amount", "country", "age"}, "outputs": outputs}}, 201)
+	n.mustCall("POST", "/api/v1/feature-views/payments/rows",
+		"{\"user_id\":\"a\",\"event_timestamp\":1700000000,\"amount\":99,\"country\":\"FR\",\"age\":30}\n"+
+			"{\"user_id\":\"b\",\"event_timestamp\":1700000000,\"amount\":0,\"country\":\"JP\"}\n", 200)
+	got := n.mustCall("POST", "/get-online-features", map[string]any{"features": []string{"payments:log_amount", "payments:age_bucket", "payments:country_fr"},
+		"entities": map[string]any{"user_id": []string{"a", "b"}}}, 200)
+	want := fmt.Sprintf(`{"values":[%v,0],`, math.Log1p(99))
+	if !strings.Contains(string(got), want) || !strings.Contains(string(got), `{"values":[2,-1],`) || !strings.Contains(string(got), `{"values":[true,false],`) {
+		t.Fatalf("derived at ingest: %s", got)
+	}
+
+	// The same module on demand, with the amount sent with the request.
+	n.mustCall("POST", "/api/v1/feature-views", map[string]any{"name": "profile", "entities": []string{"user"},
+		"features":  []map[string]string{{"name": "country", "dtype": "string"}, {"name": "age", "dtype": "int64"}},
+		"transform": map[string]any{"module": "sha256:" + mod.SHA256, "mode": "on_demand", "inputs": []string{"request:amount", "country", "age"}, "outputs": outputs}}, 201)
+	n.mustCall("POST", "/api/v1/feature-views/profile/rows", `{"user_id":"a","event_timestamp":1700000000,"country":"GB","age":70}`, 200)
+	got = n.mustCall("POST", "/get-online-features", map[string]any{"features": []string{"profile:log_amount", "profile:age_bucket", "profile:country_gb"},
+		"entities": map[string]any{"user_id": []string{"a"}}, "request_context": map[string]any{"amount": []any{0}}}, 200)
+	if !strings.Contains(string(got), `{"values":[0],`) || !strings.Contains(string(got), `{"values":[5],`) || !strings.Contains(string(got), `{"values":[true],`) {
+		t.Fatalf("derived on demand: %s", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mlnode/mlnode/appliance"
 	"github.com/mlnode/mlnode/appliance/httpapi"
 	"github.com/mlnode/mlnode/store"
+	"github.com/mlnode/mlnode/wasm"
 )
 
 // Main is one running node: configuration, then wiring, then serving.
@@ -29,6 +30,7 @@ type Main struct {
 	AdminToken string
 
 	Store    *store.Store
+	Wasm     *wasm.Runtime
 	HTTP     *httpapi.Server
 	listener net.Listener
 	serveErr chan error
@@ -65,10 +67,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.bootstrapAdmin(ctx); err != nil {
 		return err
 	}
+	m.Wasm, err = wasm.Open(ctx, wasm.Options{
+		CacheDir: filepath.Join(m.Config.DataDir, "wasm-cache"), MaxMemoryPages: m.Config.WasmMaxMemoryPages,
+		PoolSize: m.Config.WasmPoolSize, DefaultTimeout: m.Config.WasmTimeout,
+		Metrics: set, Logger: m.log.With("component", "wasm"),
+	})
+	if err != nil {
+		return fmt.Errorf("open wasm runtime: %w", err)
+	}
+	modules := wasm.NewService(m.Wasm, m.Store)
 	m.HTTP = httpapi.New(httpapi.Config{
 		IngestBodyLimit: int64(m.Config.IngestBodyLimit), JSONBodyLimit: int64(m.Config.JSONBodyLimit),
-		MetricsPublic: m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
-	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set})
+		ModuleBodyLimit: int64(m.Config.ModuleBodyLimit),
+		MetricsPublic:   m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
+	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
+		Modules: m.Store, Inspector: modules, Transforms: modules})
 
 	m.listener, err = net.Listen("tcp", m.Config.Addr)
 	if err != nil {
@@ -188,6 +201,12 @@ func (m *Main) Close() error {
 	}
 	if m.pprof != nil {
 		_ = m.pprof.Close()
+	}
+	if m.Wasm != nil {
+		if err := m.Wasm.Close(context.Background()); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("close wasm runtime: %w", err)
+		}
+		m.Wasm = nil
 	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil && firstErr == nil {

@@ -1,0 +1,117 @@
+package wasm
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// Service adapts a Runtime to the appliance's interfaces: it inspects
+// uploaded modules (appliance.ModuleInspector) and runs stored transforms
+// by digest (appliance.Transformer), loading each module's bytes from the
+// module store on first use.
+type Service struct {
+	rt      *Runtime
+	modules appliance.ModuleStore
+
+	mu     sync.Mutex
+	loaded map[serviceKey]*Module
+	rows   sync.Pool // *[]RowValue scratch for row transforms
+}
+
+type serviceKey struct {
+	digest    string
+	nIn, nOut int
+}
+
+// NewService returns a Service over rt and a module store.
+func NewService(rt *Runtime, modules appliance.ModuleStore) *Service {
+	return &Service{rt: rt, modules: modules, loaded: map[serviceKey]*Module{},
+		rows: sync.Pool{New: func() any { return new([]RowValue) }}}
+}
+
+// InspectModule implements appliance.ModuleInspector.
+func (s *Service) InspectModule(ctx context.Context, wasm []byte) (*appliance.Module, error) {
+	info, err := s.rt.Inspect(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	m := &appliance.Module{SHA256: info.SHA256, Size: info.Size, HasBatch: info.HasBatch, Imports: info.Imports}
+	for _, k := range info.Kinds {
+		m.Kinds = append(m.Kinds, k.String())
+	}
+	if m.Imports == nil {
+		m.Imports = []string{}
+	}
+	return m, nil
+}
+
+// module returns the loaded module for a reference and shape, loading it
+// from the store the first time.
+func (s *Service) module(ctx context.Context, ref string, nIn, nOut int) (*Module, error) {
+	key := serviceKey{strings.TrimPrefix(ref, "sha256:"), nIn, nOut}
+	s.mu.Lock()
+	m, ok := s.loaded[key]
+	s.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	wasm, err := s.modules.ModuleBytes(ctx, key.digest)
+	if err != nil {
+		return nil, err
+	}
+	m, err = s.rt.Load(ctx, wasm, Limits{}, nIn, nOut)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if have, ok := s.loaded[key]; ok {
+		return have, nil // a concurrent first use won; the runtime shares the compiled code
+	}
+	s.loaded[key] = m
+	return m, nil
+}
+
+// Transform implements appliance.Transformer. A module that exports only
+// the row entry point gets numeric inputs as number records.
+func (s *Service) Transform(ctx context.Context, ref string, in, out []float64) error {
+	m, err := s.module(ctx, ref, len(in), len(out))
+	if err != nil {
+		return err
+	}
+	if m.Info().Has(KindTransform) {
+		return m.Transform(ctx, in, out)
+	}
+	rp := s.rows.Get().(*[]RowValue)
+	defer s.rows.Put(rp)
+	rows := (*rp)[:0]
+	for _, x := range in {
+		rows = append(rows, RowValue{Num: x})
+	}
+	*rp = rows
+	return m.TransformRow(ctx, rows, out)
+}
+
+// TransformRow implements appliance.Transformer.
+func (s *Service) TransformRow(ctx context.Context, ref string, in []appliance.TransformValue, out []float64) error {
+	m, err := s.module(ctx, ref, len(in), len(out))
+	if err != nil {
+		return err
+	}
+	rp := s.rows.Get().(*[]RowValue)
+	defer s.rows.Put(rp)
+	rows := (*rp)[:0]
+	for _, x := range in {
+		rows = append(rows, RowValue{Null: x.Null, Num: x.Num, Str: x.Str, IsStr: x.IsStr})
+	}
+	*rp = rows
+	return m.TransformRow(ctx, rows, out)
+}
+
+var (
+	_ appliance.ModuleInspector = (*Service)(nil)
+	_ appliance.Transformer     = (*Service)(nil)
+)

@@ -1,0 +1,16 @@
+;; Hostile: mlnode_predict grows memory a page at a time and traps, as a
+;; toolchain's allocator aborts, when memory.grow fails at the limit.
+(module
+  (memory (export "memory") 1)
+  ;; A bump allocator without growth: enough for small buffers.
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "mlnode_alloc") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+    (global.set $heap (i32.add (local.get $p) (local.get $size)))
+    (local.get $p))
+  (func (export "mlnode_predict") (param i32 i32 i32 i32) (result i32)
+    (loop $more
+      (br_if $more (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+    (unreachable))
+)

@@ -1,0 +1,15 @@
+;; Bad: imports wasi_snapshot_preview1.path_open: WASI, but not on the allow-list.
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; A bump allocator without growth: enough for small buffers.
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "mlnode_alloc") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+    (global.set $heap (i32.add (local.get $p) (local.get $size)))
+    (local.get $p))
+  (func (export "mlnode_predict") (param i32 i32 i32 i32) (result i32) (i32.const 0))
+)
