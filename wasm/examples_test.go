@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/mlnode/mlnode/examples/models/gbdt_go/gbdt"
 	"github.com/mlnode/mlnode/examples/models/logreg_go/logreg"
@@ -17,7 +18,9 @@ import (
 // runs first) through the engine itself, against the native computation.
 func TestEngine_RunsEveryExample(t *testing.T) {
 	ctx := context.Background()
-	rt, err := wasm.Open(ctx, wasm.Options{CacheDir: t.TempDir()})
+	// Generous deadlines: under -race on a busy machine a Go guest's
+	// _initialize takes seconds. This test checks results, not speed.
+	rt, err := wasm.Open(ctx, wasm.Options{CacheDir: t.TempDir(), InitTimeout: time.Minute, DefaultTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
