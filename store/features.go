@@ -75,16 +75,19 @@ func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*ap
 		}
 		return 0 // stable: input order, which is sequence order
 	})
-	// Tail values are encoded outside the transaction, into one buffer.
+	// Tail values are encoded and sealed outside the transaction, packed
+	// into one arena: bbolt needs values to stay valid until the commit, and
+	// slices of an arena that grew still point at live memory.
 	encoded := make([][]byte, n)
-	var buf []byte
+	var plain, arena []byte
 	for i := range req.Rows {
-		start := len(buf)
-		buf = appendTailValue(buf, req.Rows[i].Key, req.Rows[i].EventTime, req.Rows[i].Values)
-		encoded[i] = buf[start:len(buf):len(buf)]
-	}
-	for i := range encoded {
-		encoded[i] = s.codec.Seal(nil, encoded[i])
+		plain = appendTailValue(plain[:0], req.Rows[i].Key, req.Rows[i].EventTime, req.Rows[i].Values)
+		if arena == nil {
+			arena = make([]byte, 0, (len(plain)+16)*n)
+		}
+		start := len(arena)
+		arena = s.codec.Seal(arena, plain)
+		encoded[i] = arena[start:len(arena):len(arena)]
 	}
 	res := &appliance.WriteResult{}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -124,6 +127,7 @@ func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*ap
 			}
 		}
 		onlineVal := make([]byte, 0, 256)
+		var onlineArena []byte
 		for pos, i := range order {
 			row := &req.Rows[i]
 			seq := first + uint64(i)
@@ -147,7 +151,9 @@ func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*ap
 			plain := appendTime(onlineVal[:0], row.EventTime)
 			plain = binary.BigEndian.AppendUint64(plain, seq)
 			plain = encodeValues(plain, row.Values)
-			if err := online.Put(slices.Clone(row.Key), s.codec.Seal(nil, plain)); err != nil {
+			start := len(onlineArena)
+			onlineArena = s.codec.Seal(onlineArena, plain)
+			if err := online.Put(row.Key, onlineArena[start:len(onlineArena):len(onlineArena)]); err != nil {
 				return fmt.Errorf("put online row: %w", err)
 			}
 			res.Online++
