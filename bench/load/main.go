@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -1006,8 +1007,107 @@ func (m *Main) runIngest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	logf("ingest phase: bare bbolt baseline of mlnode's write set, preloading %d keys", m.Events)
+	tail, err := m.boltTailBaseline(ctx, preload)
+	if err != nil {
+		return err
+	}
 	m.report.ingest(m.IngestBatches*batchRows, m.IngestClients, dN, d1, cpuN, cpu1, bolt, m.Events, size)
+	m.report.ingestTail(m.IngestBatches*batchRows, dN, tail)
 	return nil
+}
+
+// boltTailBaseline is bare bbolt doing what mlnode's ingest writes since the
+// offline log became log-structured: per row an append to a tail keyed by
+// ingest sequence, and per entity a put into an online bucket keyed by
+// entity — the same keys as the mlnode run, the same durable 10,000-row
+// transactions, without mlnode's code (nor its background compaction).
+func (m *Main) boltTailBaseline(ctx context.Context, preload int) (*boltResult, error) {
+	path := filepath.Join(m.tmp, "bare-tail", "bare.db")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, InitialMmapSize: 256 << 20,
+		FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		db.Close()
+		os.RemoveAll(filepath.Dir(path))
+	}()
+	tailName, onlineName := []byte("tail"), []byte("online")
+	// Tail values: entity key, time, ten values (about the store's size).
+	value := func(dst []byte, e, k int) []byte {
+		dst = entityKey(dst, e)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(eventMicros(k)))
+		for f := range 10 {
+			if f%2 == 0 {
+				dst = append(dst, 2)
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(floatValue(e, f, k)))
+			} else {
+				dst = append(dst, 1)
+				dst = binary.AppendVarint(dst, intValue(e, f, k))
+			}
+		}
+		return dst
+	}
+	put := func(tx *bolt.Tx, b int) error {
+		tail, online := tx.Bucket(tailName), tx.Bucket(onlineName)
+		tail.FillPercent = 1
+		first, k := m.batchRange(b)
+		for j := range batchRows {
+			v := value(nil, first+j, k)
+			if err := tail.Put(binary.BigEndian.AppendUint64(nil, uint64(b*batchRows+j+1)), v); err != nil {
+				return err
+			}
+			if err := online.Put(entityKey(nil, first+j), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucket(tailName); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(onlineName)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	res := &boltResult{valSize: len(value(nil, 0, 0))}
+	start := time.Now()
+	const txBatches = 100 // the preload in large transactions
+	for b := 0; b < preload; b += txBatches {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := db.Update(func(tx *bolt.Tx) error {
+			for i := b; i < min(b+txBatches, preload); i++ {
+				if err := put(tx, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	res.preload = time.Since(start)
+	w0 := writeBytes(os.Getpid())
+	start = time.Now()
+	for i := range m.IngestBatches {
+		if err := db.Update(func(tx *bolt.Tx) error { return put(tx, preload+i) }); err != nil {
+			return nil, err
+		}
+	}
+	res.measured = time.Since(start)
+	res.written = writeBytes(os.Getpid()) - w0
+	if fi, err := os.Stat(path); err == nil {
+		res.size = fi.Size()
+	}
+	return res, nil
 }
 
 func dirSize(dir string) int64 {
@@ -1385,6 +1485,14 @@ func (r *report) ingest(rows, clients int, dN, d1 time.Duration, cpuN, cpu1 cpuU
 		fmt.Sprintf("bare bbolt: preload of %d keys (values %d bytes) in %s (%.0f keys/s); %d keys in %d durable transactions in %s, %s written per transaction; file %.2f GiB",
 			events, b.valSize, b.preload.Round(time.Millisecond), float64(events)/b.preload.Seconds(), rows, rows/batchRows, b.measured.Round(time.Millisecond),
 			perBatch(b.written, rows), float64(b.size)/(1<<30)))
+}
+
+func (r *report) ingestTail(rows int, dN time.Duration, b *boltResult) {
+	rateN, rateB := float64(rows)/dN.Seconds(), float64(rows)/b.measured.Seconds()
+	r.row("Durable ingest vs bare bbolt doing mlnode's write set (tail append + online put, same keys)",
+		fmt.Sprintf("%.0f", rateN), fmt.Sprintf("%.0f (bare bbolt, 1 writer)", rateB), fmt.Sprintf("%.2f", rateN/rateB), "", "")
+	r.details = append(r.details, fmt.Sprintf("bare bbolt, mlnode's write set: preload in %s; %d rows in %d durable transactions in %s, %s written per transaction; file %.2f GiB",
+		b.preload.Round(time.Millisecond), rows, rows/batchRows, b.measured.Round(time.Millisecond), perBatch(b.written, rows), float64(b.size)/(1<<30)))
 }
 
 // perBatch is bytes written per 10,000 rows.
