@@ -21,7 +21,7 @@ import (
 )
 
 // SchemaVersion is the layout this code reads and writes.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // ErrLocked means another process holds the database file.
 var ErrLocked = errors.New("data directory is in use by another process")
@@ -299,6 +299,11 @@ var migrations = []func(tx *bolt.Tx) error{
 	},
 	// 3: the offline log becomes a tail and sorted runs (offline.go).
 	migrateToEvents,
+	// 4: the model registry (models.go).
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketModels)
+		return err
+	},
 }
 
 // update runs fn in a group-committed write transaction and returns once it

@@ -26,6 +26,8 @@
 //	idempotency   scope|key → stored answer (JSON)
 //	blobs         sha256 (32 bytes) → module bytes
 //	modules       hex sha256 → Module metadata (JSON)        (schema 2)
+//	models        name → bucket { meta, versions, digests, aliases, history } (schema 4,
+//	              models.go); bundles are blobs keyed by the archive's sha256
 //	telemetry     kind → bucket { u64(seq) → record }: prediction and exposure logs
 //
 // The entity key is the concatenation of appliance.AppendEntityKeyPart of

@@ -17,29 +17,12 @@ func (s *Store) PutModule(ctx context.Context, m *appliance.Module, wasm []byte)
 	if m.SHA256 != "" && m.SHA256 != digest {
 		return false, appliance.Invalid("sha256", "module bytes hash to %s, not %s", digest, m.SHA256)
 	}
-	raw, _ := hex.DecodeString(digest)
-	sealed := s.codec.Seal(nil, wasm)
 	created := false
 	var stored appliance.Module
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		created = false
-		meta := tx.Bucket(bucketModules)
-		if ok, err := s.getJSON(meta, []byte(digest), &stored); err != nil || ok {
-			return err
-		}
-		stored = *m
-		stored.SHA256, stored.Size = digest, len(wasm)
-		stored.CreatedAt = s.now().UTC()
-		stored.CreatedBy = appliance.CallerFromContext(ctx).Name
-		if err := tx.Bucket(bucketBlobs).Put(raw, sealed); err != nil {
-			return err
-		}
-		if err := s.putJSON(meta, []byte(digest), &stored); err != nil {
-			return err
-		}
-		created = true
-		return s.audit(ctx, tx, appliance.AuditRecord{Action: "module.create", Object: "module/" + digest,
-			Summary: map[string]any{"size": len(wasm), "kinds": stored.Kinds}})
+		var err error
+		stored, created, err = s.putModuleTx(ctx, tx, m, wasm)
+		return err
 	}, nil)
 	if err != nil {
 		return false, err
@@ -100,4 +83,28 @@ func (s *Store) Modules(context.Context) ([]*appliance.Module, error) {
 	})
 	slices.SortFunc(out, func(a, b *appliance.Module) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return out, err
+}
+
+// putModuleTx stores a module in tx unless it is there already, auditing
+// the upload. m.SHA256 must be the digest of wasm.
+func (s *Store) putModuleTx(ctx context.Context, tx *bolt.Tx, m *appliance.Module, wasm []byte) (appliance.Module, bool, error) {
+	digest := appliance.ModuleDigest(wasm)
+	meta := tx.Bucket(bucketModules)
+	var stored appliance.Module
+	if ok, err := s.getJSON(meta, []byte(digest), &stored); err != nil || ok {
+		return stored, false, err
+	}
+	stored = *m
+	stored.SHA256, stored.Size = digest, len(wasm)
+	stored.CreatedAt = s.now().UTC()
+	stored.CreatedBy = appliance.CallerFromContext(ctx).Name
+	raw, _ := hex.DecodeString(digest)
+	if err := tx.Bucket(bucketBlobs).Put(raw, s.codec.Seal(nil, wasm)); err != nil {
+		return stored, false, err
+	}
+	if err := s.putJSON(meta, []byte(digest), &stored); err != nil {
+		return stored, false, err
+	}
+	return stored, true, s.audit(ctx, tx, appliance.AuditRecord{Action: "module.create", Object: "module/" + digest,
+		Summary: map[string]any{"size": len(wasm), "kinds": stored.Kinds}})
 }

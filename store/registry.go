@@ -24,10 +24,11 @@ type registryState struct {
 	entities map[string]*appliance.Entity
 	views    map[string][]*appliance.FeatureView // versions in order: [0] is version 1
 	services map[string]*appliance.FeatureService
+	models   map[string]*modelState
 }
 
 func (r *registryState) clone() *registryState {
-	return &registryState{entities: maps.Clone(r.entities), views: maps.Clone(r.views), services: maps.Clone(r.services)}
+	return &registryState{entities: maps.Clone(r.entities), views: maps.Clone(r.views), services: maps.Clone(r.services), models: maps.Clone(r.models)}
 }
 
 // viewMeta is what a view's versions share and PATCH changes.
@@ -57,7 +58,8 @@ func versionKey(v int) []byte {
 }
 
 func (s *Store) loadCaches() error {
-	reg := &registryState{entities: map[string]*appliance.Entity{}, views: map[string][]*appliance.FeatureView{}, services: map[string]*appliance.FeatureService{}}
+	reg := &registryState{entities: map[string]*appliance.Entity{}, views: map[string][]*appliance.FeatureView{},
+		services: map[string]*appliance.FeatureService{}, models: map[string]*modelState{}}
 	tok := &tokenState{byDigest: map[[32]byte]*appliance.Token{}}
 	err := s.view(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketEntities).ForEach(func(k, v []byte) error {
@@ -88,6 +90,9 @@ func (s *Store) loadCaches() error {
 			reg.services[fs.Name] = &fs
 			return nil
 		}); err != nil {
+			return err
+		}
+		if err := s.loadModels(tx, reg); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
