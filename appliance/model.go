@@ -30,21 +30,29 @@ type Model struct {
 // ModelVersion is one immutable upload of a model: a bundle, identified by
 // the digest of its canonical manifest with every module digest filled in.
 type ModelVersion struct {
-	Model        string            `json:"model"`
-	Version      int               `json:"version"`
-	SHA256       string            `json:"sha256"`        // the version's identity: digest of the canonical manifest
-	BundleSHA256 string            `json:"bundle_sha256"` // of the archive bytes as uploaded
-	BundleSize   int               `json:"bundle_size"`
-	Module       string            `json:"module"` // "sha256:<hex>" of the model's module
-	Inputs       []string          `json:"inputs"`
-	Outputs      []string          `json:"outputs"`
-	Manifest     json.RawMessage   `json:"manifest"`
-	Lineage      Lineage           `json:"lineage"`
-	Status       string            `json:"status"`
-	Tags         map[string]string `json:"tags"`
-	Signatures   []Signature       `json:"signatures"`
-	CreatedAt    time.Time         `json:"created_at"`
-	CreatedBy    string            `json:"created_by,omitempty"`
+	Model        string             `json:"model"`
+	Version      int                `json:"version"`
+	SHA256       string             `json:"sha256"`        // the version's identity: digest of the canonical manifest
+	BundleSHA256 string             `json:"bundle_sha256"` // of the archive bytes as uploaded
+	BundleSize   int                `json:"bundle_size"`
+	Module       string             `json:"module"` // "sha256:<hex>" of the model's module
+	Inputs       []string           `json:"inputs"`
+	Outputs      []string           `json:"outputs"`
+	Manifest     json.RawMessage    `json:"manifest"`
+	Defaults     map[string]float64 `json:"defaults,omitempty"` // per input, from the manifest
+	Limits       ModuleLimits       `json:"limits"`
+	Lineage      Lineage            `json:"lineage"`
+	Status       string             `json:"status"`
+	Tags         map[string]string  `json:"tags"`
+	Signatures   []Signature        `json:"signatures"`
+	CreatedAt    time.Time          `json:"created_at"`
+	CreatedBy    string             `json:"created_by,omitempty"`
+}
+
+// ModuleLimits bound one module's calls; zero means the node's defaults.
+type ModuleLimits struct {
+	MemoryPages uint32 `json:"memory_pages,omitempty"`
+	TimeoutMS   int    `json:"timeout_ms,omitempty"`
 }
 
 // Lineage records what a version was built against, pinned at upload.

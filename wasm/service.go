@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mlnode/mlnode/appliance"
 )
@@ -24,6 +25,7 @@ type Service struct {
 type serviceKey struct {
 	digest    string
 	nIn, nOut int
+	limits    Limits
 }
 
 // NewService returns a Service over rt and a module store.
@@ -50,8 +52,8 @@ func (s *Service) InspectModule(ctx context.Context, wasm []byte) (*appliance.Mo
 
 // module returns the loaded module for a reference and shape, loading it
 // from the store the first time.
-func (s *Service) module(ctx context.Context, ref string, nIn, nOut int) (*Module, error) {
-	key := serviceKey{strings.TrimPrefix(ref, "sha256:"), nIn, nOut}
+func (s *Service) module(ctx context.Context, ref string, nIn, nOut int, limits Limits) (*Module, error) {
+	key := serviceKey{strings.TrimPrefix(ref, "sha256:"), nIn, nOut, limits}
 	s.mu.Lock()
 	m, ok := s.loaded[key]
 	s.mu.Unlock()
@@ -62,7 +64,7 @@ func (s *Service) module(ctx context.Context, ref string, nIn, nOut int) (*Modul
 	if err != nil {
 		return nil, err
 	}
-	m, err = s.rt.Load(ctx, wasm, Limits{}, nIn, nOut)
+	m, err = s.rt.Load(ctx, wasm, limits, nIn, nOut)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +80,7 @@ func (s *Service) module(ctx context.Context, ref string, nIn, nOut int) (*Modul
 // Transform implements appliance.Transformer. A module that exports only
 // the row entry point gets numeric inputs as number records.
 func (s *Service) Transform(ctx context.Context, ref string, in, out []float64) error {
-	m, err := s.module(ctx, ref, len(in), len(out))
+	m, err := s.module(ctx, ref, len(in), len(out), Limits{})
 	if err != nil {
 		return err
 	}
@@ -97,7 +99,7 @@ func (s *Service) Transform(ctx context.Context, ref string, in, out []float64) 
 
 // TransformRow implements appliance.Transformer.
 func (s *Service) TransformRow(ctx context.Context, ref string, in []appliance.TransformValue, out []float64) error {
-	m, err := s.module(ctx, ref, len(in), len(out))
+	m, err := s.module(ctx, ref, len(in), len(out), Limits{})
 	if err != nil {
 		return err
 	}
@@ -111,7 +113,17 @@ func (s *Service) TransformRow(ctx context.Context, ref string, in []appliance.T
 	return m.TransformRow(ctx, rows, out)
 }
 
+// Predict implements appliance.ModelRunner.
+func (s *Service) Predict(ctx context.Context, ref string, limits appliance.ModuleLimits, in, out []float64) error {
+	m, err := s.module(ctx, ref, len(in), len(out), Limits{MemoryPages: limits.MemoryPages, Timeout: time.Duration(limits.TimeoutMS) * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	return m.Predict(ctx, in, out)
+}
+
 var (
+	_ appliance.ModelRunner     = (*Service)(nil)
 	_ appliance.ModuleInspector = (*Service)(nil)
 	_ appliance.Transformer     = (*Service)(nil)
 )

@@ -23,10 +23,13 @@ type Config struct {
 	IngestBodyLimit int64 // bytes of one ingest body, default 256 MiB
 	JSONBodyLimit   int64 // bytes of any other body, default 16 MiB
 	ModuleBodyLimit int64 // bytes of one uploaded module, default 64 MiB
-	MetricsPublic   bool  // serve /metrics without a token
-	Version         string
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// AliasPolicies are what each alias requires of its versions, e.g.
+	// "production" requires a trusted signature.
+	AliasPolicies map[string]appliance.AliasPolicy
+	MetricsPublic bool // serve /metrics without a token
+	Version       string
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Services are what the handlers call.
@@ -40,6 +43,8 @@ type Services struct {
 	Modules    appliance.ModuleStore
 	Inspector  appliance.ModuleInspector
 	Transforms appliance.Transformer
+	Models     appliance.ModelRegistry
+	Predictor  *appliance.Predictor
 	// Metrics receives the HTTP metrics; /metrics writes it and the process
 	// metrics. Nil: a private set.
 	Metrics *metrics.Set
@@ -64,6 +69,7 @@ type Server struct {
 
 	plans     sync.Map // feature list → *readPlan
 	planCount atomic.Int64
+	predM     sync.Map // predictionKey → *predictionMetrics
 }
 
 // New builds the fiber app with every route.
@@ -152,6 +158,20 @@ func (s *Server) routes() {
 	v1.Get("/modules", reader, s.listModules)
 	v1.Get("/modules/:sha256", reader, s.getModule)
 	v1.Get("/modules/:sha256/wasm", reader, s.downloadModule)
+
+	v1.Get("/models", reader, s.listModels)
+	v1.Get("/models/:name", reader, s.getModel)
+	v1.Patch("/models/:name", writer, s.patchModel)
+	v1.Get("/models/:name/versions", reader, s.listModelVersions)
+	v1.Get("/models/:name/versions/:version", reader, s.getModelVersion)
+	v1.Patch("/models/:name/versions/:version", writer, s.patchModelVersion)
+	v1.Get("/models/:name/versions/:version/bundle", reader, s.downloadBundle)
+	v1.Put("/models/:name/aliases/:alias", admin, s.setAlias)
+	v1.Delete("/models/:name/aliases/:alias", admin, s.deleteAlias)
+	v1.Get("/models/:name/aliases/:alias/history", reader, s.aliasHistory)
+	v1.Post("/models/:name/aliases/:alias/rollback", admin, s.rollbackAlias)
+	v1.Post("/predict/:name", reader, s.predict)
+	v1.Post("/predict/:name/batch", reader, s.predictBatch)
 
 	v1.Post("/feature-services", writer, s.applyFeatureService)
 	v1.Get("/feature-services", reader, s.listFeatureServices)

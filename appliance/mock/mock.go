@@ -30,3 +30,19 @@ type ModuleInspector struct {
 func (m *ModuleInspector) InspectModule(ctx context.Context, wasm []byte) (*appliance.Module, error) {
 	return m.InspectModuleFn(ctx, wasm)
 }
+
+// ModelRunner is an appliance.ModelRunner.
+type ModelRunner struct {
+	PredictFn func(ctx context.Context, module string, limits appliance.ModuleLimits, in, out []float64) error
+}
+
+func (m *ModelRunner) Predict(ctx context.Context, module string, limits appliance.ModuleLimits, in, out []float64) error {
+	return m.PredictFn(ctx, module, limits, in, out)
+}
+
+// TelemetrySink is an appliance.TelemetrySink.
+type TelemetrySink struct {
+	AppendFn func(kind string, data []byte) bool
+}
+
+func (t *TelemetrySink) Append(kind string, data []byte) bool { return t.AppendFn(kind, data) }

@@ -81,7 +81,9 @@ func (m *Main) Run(ctx context.Context) error {
 		ModuleBodyLimit: int64(m.Config.ModuleBodyLimit),
 		MetricsPublic:   m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
 	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
-		Modules: m.Store, Inspector: modules, Transforms: modules})
+		Modules: m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
+		Predictor: &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
+			Transforms: modules, Telemetry: m.Store.Telemetry()}})
 
 	m.listener, err = net.Listen("tcp", m.Config.Addr)
 	if err != nil {

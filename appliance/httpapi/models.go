@@ -1,0 +1,347 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+func (s *Server) models() (appliance.ModelRegistry, error) {
+	if s.svc.Models == nil {
+		return nil, appliance.Errorf(appliance.EUNAVAILABLE, "this node has no model registry")
+	}
+	return s.svc.Models, nil
+}
+
+func (s *Server) listModels(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	list, err := reg.Models(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"models": list})
+}
+
+func (s *Server) getModel(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	m, err := reg.Model(c.UserContext(), c.Params("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(m)
+}
+
+type modelPatchRequest struct {
+	Tags        map[string]string `json:"tags"`
+	Description *string           `json:"description"`
+}
+
+func (s *Server) patchModel(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	var req modelPatchRequest
+	if err := s.decodeJSONBody(c, &req); err != nil {
+		return err
+	}
+	m, err := reg.PatchModel(c.UserContext(), copyString(c.Params("name")), req.Tags, req.Description)
+	if err != nil {
+		return err
+	}
+	return c.JSON(m)
+}
+
+func (s *Server) listModelVersions(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	list, err := reg.ModelVersions(c.UserContext(), c.Params("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"versions": list})
+}
+
+func (s *Server) versionParam(c *fiber.Ctx) (int, error) {
+	return pathInt("version", c.Params("version"))
+}
+
+func (s *Server) getModelVersion(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	v, err := s.versionParam(c)
+	if err != nil {
+		return err
+	}
+	mv, err := reg.ModelVersion(c.UserContext(), c.Params("name"), v)
+	if err != nil {
+		return err
+	}
+	return c.JSON(mv)
+}
+
+func (s *Server) downloadBundle(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	v, err := s.versionParam(c)
+	if err != nil {
+		return err
+	}
+	b, err := reg.ModelBundle(c.UserContext(), c.Params("name"), v)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/gzip")
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-v%d.tar.gz"`, c.Params("name"), v))
+	return c.Send(b)
+}
+
+// patchModelVersion changes tags (writer) or the status (admin: archiving
+// takes a version out of service).
+func (s *Server) patchModelVersion(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	v, err := s.versionParam(c)
+	if err != nil {
+		return err
+	}
+	var p appliance.ModelVersionPatch
+	if err := s.decodeJSONBody(c, &p); err != nil {
+		return err
+	}
+	if caller := appliance.CallerFromContext(c.UserContext()); p.Status != nil && !caller.Role.Allows(appliance.RoleAdmin) {
+		return appliance.Errorf(appliance.EFORBIDDEN, "changing a version's status needs the admin role")
+	}
+	mv, err := reg.PatchModelVersion(c.UserContext(), copyString(c.Params("name")), v, &p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(mv)
+}
+
+func (s *Server) aliasPolicy(alias string) appliance.AliasPolicy {
+	return s.cfg.AliasPolicies[alias]
+}
+
+type aliasRequest struct {
+	Version int `json:"version"`
+}
+
+func (s *Server) setAlias(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	var req aliasRequest
+	if err := s.decodeJSONBody(c, &req); err != nil {
+		return err
+	}
+	if req.Version < 1 {
+		return appliance.Invalid("version", "a version number is required")
+	}
+	alias := copyString(c.Params("alias"))
+	ch, err := reg.SetAlias(c.UserContext(), copyString(c.Params("name")), alias, req.Version, s.aliasPolicy(alias))
+	if err != nil {
+		return err
+	}
+	return c.JSON(ch)
+}
+
+func (s *Server) deleteAlias(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	if _, err := reg.DeleteAlias(c.UserContext(), copyString(c.Params("name")), copyString(c.Params("alias"))); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) rollbackAlias(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	alias := copyString(c.Params("alias"))
+	ch, err := reg.RollbackAlias(c.UserContext(), copyString(c.Params("name")), alias, s.aliasPolicy(alias))
+	if err != nil {
+		return err
+	}
+	return c.JSON(ch)
+}
+
+func (s *Server) aliasHistory(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	h, err := reg.AliasHistory(c.UserContext(), c.Params("name"), c.Params("alias"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"history": h})
+}
+
+// predictRequest is the body of POST /api/v1/predict/{name}.
+type predictRequest struct {
+	Entities map[string]json.RawMessage `json:"entities"`
+	Request  map[string]json.RawMessage `json:"request"`
+	Features map[string]float64         `json:"features"`
+	Alias    string                     `json:"alias"`
+	Version  int                        `json:"version"`
+	Unit     string                     `json:"unit"`
+}
+
+func (r *predictRequest) domain(model string) *appliance.PredictRequest {
+	return &appliance.PredictRequest{Model: model, Alias: r.Alias, Version: r.Version, Entities: r.Entities,
+		Request: r.Request, Features: r.Features, Unit: r.Unit}
+}
+
+func (s *Server) predictor() (*appliance.Predictor, error) {
+	if s.svc.Predictor == nil {
+		return nil, appliance.Errorf(appliance.EUNAVAILABLE, "this node does not serve models")
+	}
+	return s.svc.Predictor, nil
+}
+
+func (s *Server) predict(c *fiber.Ctx) error {
+	p, err := s.predictor()
+	if err != nil {
+		return err
+	}
+	var req predictRequest
+	if err := s.decodeJSONBody(c, &req); err != nil {
+		return err
+	}
+	if req.Alias != "" && req.Version != 0 {
+		return appliance.Invalid("alias", "give alias or version, not both")
+	}
+	name := copyString(c.Params("name"))
+	start := time.Now()
+	res, err := p.Predict(c.UserContext(), req.domain(name))
+	s.countPrediction(name, res, req.Alias, err, start)
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
+
+// predictBatchRequest is the body of POST /api/v1/predict/{name}/batch.
+type predictBatchRequest struct {
+	Entities []map[string]json.RawMessage `json:"entities"`
+	Request  []map[string]json.RawMessage `json:"request"`
+	Alias    string                       `json:"alias"`
+	Version  int                          `json:"version"`
+}
+
+type batchResult struct {
+	*appliance.Prediction
+	Error *errorFields `json:"error,omitempty"`
+}
+
+// predictBatch answers one result or one error per item, in order.
+func (s *Server) predictBatch(c *fiber.Ctx) error {
+	p, err := s.predictor()
+	if err != nil {
+		return err
+	}
+	var req predictBatchRequest
+	if err := s.decodeJSONBody(c, &req); err != nil {
+		return err
+	}
+	if len(req.Entities) == 0 {
+		return appliance.Invalid("entities", "a list of entity objects is required")
+	}
+	if len(req.Entities) > 10000 {
+		return appliance.Invalid("entities", "at most 10,000 items per batch")
+	}
+	if req.Request != nil && len(req.Request) != len(req.Entities) {
+		return appliance.Invalid("request", "has %d items but entities has %d", len(req.Request), len(req.Entities))
+	}
+	name := copyString(c.Params("name"))
+	results := make([]batchResult, len(req.Entities))
+	for i, ents := range req.Entities {
+		one := &appliance.PredictRequest{Model: name, Alias: req.Alias, Version: req.Version, Entities: ents}
+		if req.Request != nil {
+			one.Request = req.Request[i]
+		}
+		start := time.Now()
+		res, err := p.Predict(c.UserContext(), one)
+		s.countPrediction(name, res, req.Alias, err, start)
+		if err != nil {
+			if appliance.ErrorCode(err) == appliance.EINTERNAL {
+				return err
+			}
+			var e *appliance.Error
+			e, _ = err.(*appliance.Error)
+			if e == nil {
+				e = &appliance.Error{Code: appliance.ErrorCode(err), Message: appliance.ErrorMessage(err)}
+			}
+			results[i].Error = &errorFields{Code: e.Code, Message: e.Message, Field: e.Field, Details: e.Details}
+			continue
+		}
+		results[i].Prediction = res
+	}
+	return c.JSON(fiber.Map{"results": results})
+}
+
+// predictionMetrics are one model version's series under one alias.
+type predictionMetrics struct {
+	ok, failed *metrics.Counter
+	latency    *metrics.PrometheusHistogram
+}
+
+type predictionKey struct {
+	model, alias string
+	version      int
+}
+
+// countPrediction updates mlnode_predictions_total, …_errors_total and the
+// latency histogram per model, version and alias. Label values come from
+// validated names, so they need no escaping.
+func (s *Server) countPrediction(model string, res *appliance.Prediction, alias string, err error, start time.Time) {
+	k := predictionKey{model: model, alias: alias}
+	if res != nil {
+		k.version, k.alias = res.Version, res.Alias
+	}
+	if err != nil && appliance.ErrorCode(err) == appliance.ENOTFOUND {
+		return // unknown models and aliases must not mint series
+	}
+	m, ok := s.predM.Load(k)
+	if !ok {
+		labels := fmt.Sprintf(`{model=%q,version="%s",alias=%q}`, k.model, strconv.Itoa(k.version), k.alias)
+		m, _ = s.predM.LoadOrStore(k, &predictionMetrics{
+			ok:      s.set.GetOrCreateCounter("mlnode_predictions_total" + labels),
+			failed:  s.set.GetOrCreateCounter("mlnode_prediction_errors_total" + labels),
+			latency: s.set.GetOrCreatePrometheusHistogram("mlnode_prediction_duration_seconds" + labels),
+		})
+	}
+	pm := m.(*predictionMetrics)
+	if err != nil {
+		pm.failed.Inc()
+		return
+	}
+	pm.ok.Inc()
+	pm.latency.UpdateDuration(start)
+}

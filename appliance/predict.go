@@ -1,0 +1,351 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ModelRunner runs model modules by digest ("sha256:<hex>"). The wasm
+// package implements it. Failures of the module are EUNPROCESSABLE.
+type ModelRunner interface {
+	Predict(ctx context.Context, module string, limits ModuleLimits, in, out []float64) error
+}
+
+// TelemetrySink takes high-rate logs without blocking; false means the
+// record was dropped (and counted by the sink).
+type TelemetrySink interface {
+	Append(kind string, data []byte) bool
+}
+
+// PredictRequest asks for one prediction.
+type PredictRequest struct {
+	Model    string
+	Alias    string // default "production"; "latest" and "v<N>" work too
+	Version  int    // set: this version, bypassing aliases
+	Entities map[string]json.RawMessage
+	Request  map[string]json.RawMessage // request-time inputs by name
+	Features map[string]float64         // caller-supplied inputs, by reference; they win over stored values
+	Unit     string                     // for experiments (later); logged
+}
+
+// Prediction is the answer.
+type Prediction struct {
+	Model     string             `json:"model"`
+	Version   int                `json:"version"`
+	Alias     string             `json:"alias,omitempty"`
+	Outputs   map[string]float64 `json:"outputs"`
+	RequestID string             `json:"request_id"`
+}
+
+// PredictionLog is what the telemetry buffer keeps of each prediction.
+type PredictionLog struct {
+	RequestID string             `json:"request_id"`
+	Time      time.Time          `json:"time"`
+	Model     string             `json:"model"`
+	Version   int                `json:"version"`
+	Alias     string             `json:"alias,omitempty"`
+	EntityKey map[string]string  `json:"entity,omitempty"`
+	Unit      string             `json:"unit,omitempty"`
+	Inputs    map[string]float64 `json:"inputs"`
+	Outputs   map[string]float64 `json:"outputs"`
+	LatencyUS int64              `json:"latency_us"`
+}
+
+// Predictor is the predict flow: resolve the version, read its inputs from
+// the online store (one read per view), apply on-demand transforms and
+// defaults, run the module, log the prediction asynchronously.
+type Predictor struct {
+	Models     ModelRegistry
+	Views      FeatureRegistry
+	Features   FeatureStore
+	Runner     ModelRunner
+	Transforms Transformer
+	Telemetry  TelemetrySink
+	Now        func() time.Time
+
+	plans sync.Map // *ModelVersion → *inputPlan
+}
+
+// inputPlan is how a version's inputs are gathered.
+type inputPlan struct {
+	views  []*planView
+	inputs []inputSource // one per manifest input, in order
+}
+
+type planView struct {
+	view *FeatureView
+}
+
+type inputSource struct {
+	ref     string // as in the manifest
+	view    int    // index in views; -1 for a request input
+	feature int
+	request string
+}
+
+func (p *Predictor) plan(ctx context.Context, mv *ModelVersion) (*inputPlan, error) {
+	if cached, ok := p.plans.Load(mv); ok {
+		return cached.(*inputPlan), nil
+	}
+	plan := &inputPlan{}
+	byKey := map[string]int{}
+	for i, in := range mv.Inputs {
+		if name, ok := strings.CutPrefix(in, RequestPrefix); ok {
+			plan.inputs = append(plan.inputs, inputSource{ref: in, view: -1, request: name})
+			continue
+		}
+		ref, err := ParseFeatureRef(fmt.Sprintf("inputs[%d]", i), in)
+		if err != nil {
+			return nil, err
+		}
+		version := ref.Version
+		if version == 0 {
+			version = mv.Lineage.FeatureViews[ref.View] // pinned at upload
+		}
+		view, err := p.Views.FeatureView(ctx, ref.View, version)
+		if err != nil {
+			return nil, Errorf(ErrorCode(err), "input %q of %s: %s", in, ModelRef(mv.Model, mv.Version), ErrorMessage(err))
+		}
+		idx := view.FeatureIndex(ref.Feature)
+		if idx < 0 {
+			return nil, Errorf(EUNPROCESSABLE, "input %q of %s: %s has no feature %q", in, ModelRef(mv.Model, mv.Version), view.Key(), ref.Feature)
+		}
+		vi, ok := byKey[view.Key()]
+		if !ok {
+			vi = len(plan.views)
+			byKey[view.Key()] = vi
+			plan.views = append(plan.views, &planView{view: view})
+		}
+		plan.inputs = append(plan.inputs, inputSource{ref: in, view: vi, feature: idx})
+	}
+	p.plans.Store(mv, plan)
+	return plan, nil
+}
+
+// Resolve returns the version a request names.
+func (p *Predictor) Resolve(ctx context.Context, req *PredictRequest) (*ModelVersion, string, error) {
+	if req.Version > 0 {
+		mv, err := p.Models.ModelVersion(ctx, req.Model, req.Version)
+		return mv, "", err
+	}
+	alias := req.Alias
+	if alias == "" {
+		alias = "production"
+	}
+	mv, err := p.Models.ResolveModel(ctx, req.Model, alias)
+	return mv, alias, err
+}
+
+// Predict runs one prediction.
+func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Prediction, error) {
+	start := time.Now()
+	mv, alias, err := p.Resolve(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := p.plan(ctx, mv)
+	if err != nil {
+		return nil, err
+	}
+	in := make([]float64, len(plan.inputs))
+	if err := p.gather(ctx, mv, plan, req, in); err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(mv.Outputs))
+	if err := p.Runner.Predict(ctx, mv.Module, mv.Limits, in, out); err != nil {
+		return nil, err
+	}
+	caller := CallerFromContext(ctx)
+	res := &Prediction{Model: mv.Model, Version: mv.Version, Alias: alias, Outputs: make(map[string]float64, len(out)), RequestID: caller.RequestID}
+	for i, name := range mv.Outputs {
+		res.Outputs[name] = out[i]
+	}
+	if p.Telemetry != nil {
+		p.log(req, mv, alias, plan, in, res, time.Since(start))
+	}
+	return res, nil
+}
+
+// gather fills in: caller-supplied features first, then stored values
+// (one online read per view), on-demand transforms, request inputs, and the
+// manifest's defaults for what is missing or expired. Anything still
+// missing fails with EUNPROCESSABLE naming every missing input.
+func (p *Predictor) gather(ctx context.Context, mv *ModelVersion, plan *inputPlan, req *PredictRequest, in []float64) error {
+	now := p.now().UnixMicro()
+	rows := make([]OnlineRow, len(plan.views))
+	var missing []string
+	for vi, pv := range plan.views {
+		needed := false
+		for _, src := range plan.inputs {
+			if src.view == vi {
+				if _, given := req.Features[src.ref]; !given {
+					needed = true
+				}
+			}
+		}
+		if !needed {
+			continue
+		}
+		var key []byte
+		for _, jk := range pv.view.JoinKeys {
+			raw, ok := req.Entities[jk.Name]
+			if !ok {
+				return Invalid("entities."+jk.Name, "join key of %s (needed by %s) is missing", pv.view.Key(), ModelRef(mv.Model, mv.Version))
+			}
+			v, err := parseJoinKeyJSON("entities."+jk.Name, jk.ValueType, raw)
+			if err != nil {
+				return err
+			}
+			key = AppendEntityKeyPart(key, v)
+		}
+		one := rows[vi : vi+1]
+		if err := p.Features.ReadOnline(ctx, pv.view, [][]byte{key}, one); err != nil {
+			return err
+		}
+		view := pv.view
+		if t := view.Transform; t != nil && t.Mode == TransformOnDemand && rows[vi].Found {
+			if p.Transforms == nil {
+				return Errorf(EUNAVAILABLE, "no WebAssembly runtime for %s's transform", view.Key())
+			}
+			request := map[string]Value{}
+			for name, raw := range req.Request {
+				request[name] = requestValue(raw)
+			}
+			err := view.RunTransform(ctx, p.Transforms, rows[vi].Values, request, make([]TransformValue, 0, len(t.Inputs)),
+				make([]float64, 0, len(t.Inputs)), make([]float64, len(t.Outputs)))
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for i, src := range plan.inputs {
+		if v, ok := req.Features[src.ref]; ok {
+			in[i] = v
+			continue
+		}
+		var val Value
+		if src.view < 0 {
+			if raw, ok := req.Request[src.request]; ok {
+				val = requestValue(raw)
+			}
+		} else if row := &rows[src.view]; row.Found && !plan.views[src.view].view.expired(row.EventTime, now) {
+			val = row.Values[src.feature]
+		}
+		if f, ok := asNumber(val); ok {
+			in[i] = f
+			continue
+		}
+		if d, ok := mv.Defaults[src.ref]; ok {
+			in[i] = d
+			continue
+		}
+		missing = append(missing, src.ref)
+	}
+	if len(missing) > 0 {
+		return &Error{Code: EUNPROCESSABLE, Field: "entities",
+			Message: fmt.Sprintf("%d inputs of %s have no value and no default: %s", len(missing), ModelRef(mv.Model, mv.Version), strings.Join(missing, ", ")),
+			Details: map[string]any{"missing": missing}}
+	}
+	return nil
+}
+
+func (v *FeatureView) expired(eventMicros, nowMicros int64) bool {
+	return v.TTL > 0 && nowMicros-eventMicros > int64(v.TTL)/1000
+}
+
+// asNumber coerces a stored value for the ABI: int64, float64, bool (0/1)
+// and timestamps (unix seconds) become float64; anything else is missing.
+func asNumber(v Value) (float64, bool) {
+	switch v.Kind {
+	case KindInt64, KindBool:
+		return float64(v.Int), true
+	case KindFloat64:
+		return v.Float, !math.IsNaN(v.Float)
+	case KindTimestamp:
+		return float64(v.Int) / 1e6, true
+	}
+	return 0, false
+}
+
+// requestValue reads a request-time input: a number, a bool or a string.
+func requestValue(raw json.RawMessage) Value {
+	var x any
+	if json.Unmarshal(raw, &x) != nil {
+		return Value{}
+	}
+	switch t := x.(type) {
+	case float64:
+		return Float64Value(t)
+	case bool:
+		return BoolValue(t)
+	case string:
+		return StringValue(t)
+	}
+	return Value{}
+}
+
+// parseJoinKeyJSON reads a join key from JSON: an int64 entity takes an
+// integer or a decimal string, a string entity a string.
+func parseJoinKeyJSON(field, valueType string, raw json.RawMessage) (Value, error) {
+	var x any
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&x); err != nil {
+		return Value{}, Invalid(field, "is not a JSON value")
+	}
+	switch t := x.(type) {
+	case json.Number:
+		if valueType != EntityInt64 {
+			return Value{}, Invalid(field, "%s is a number; this join key is a string", t)
+		}
+		n, err := strconv.ParseInt(t.String(), 10, 64)
+		if err != nil {
+			return Value{}, Invalid(field, "%s is not an int64", t)
+		}
+		return Int64Value(n), nil
+	case string:
+		if t == "" {
+			return Value{}, Invalid(field, "is empty")
+		}
+		if valueType == EntityInt64 {
+			n, err := strconv.ParseInt(t, 10, 64)
+			if err != nil {
+				return Value{}, Invalid(field, "%q is not an int64", t)
+			}
+			return Int64Value(n), nil
+		}
+		return StringValue(t), nil
+	}
+	return Value{}, Invalid(field, "must be a string or an integer")
+}
+
+func (p *Predictor) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, plan *inputPlan, in []float64, res *Prediction, took time.Duration) {
+	rec := PredictionLog{RequestID: res.RequestID, Time: p.now().UTC(), Model: mv.Model, Version: mv.Version, Alias: alias,
+		Unit: req.Unit, Inputs: make(map[string]float64, len(in)), Outputs: res.Outputs, LatencyUS: took.Microseconds()}
+	for i, src := range plan.inputs {
+		rec.Inputs[src.ref] = in[i]
+	}
+	if len(req.Entities) > 0 {
+		rec.EntityKey = make(map[string]string, len(req.Entities))
+		for k, v := range req.Entities {
+			rec.EntityKey[k] = strings.Trim(string(v), `"`)
+		}
+	}
+	data, err := json.Marshal(&rec)
+	if err == nil {
+		p.Telemetry.Append("prediction", data)
+	}
+}
