@@ -104,6 +104,27 @@ func (r *reader) u32() (uint32, error) {
 	return 0, errors.New("integer representation too long")
 }
 
+// s33 reads a signed LEB128 of at most 33 bits (a block type).
+func (r *reader) s33() (int64, error) {
+	var v int64
+	shift := 0
+	for i := 0; i < 5; i++ {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			if c&0x40 != 0 {
+				v |= -1 << shift
+			}
+			return v, nil
+		}
+	}
+	return 0, errors.New("integer representation too long")
+}
+
 // skipLEB skips a signed or unsigned LEB128 of at most max bytes.
 func (r *reader) skipLEB(max int) error {
 	for i := 0; i < max; i++ {
@@ -346,9 +367,18 @@ func (m *binaryModule) decodeSection(id byte, content []byte) error {
 			m.memories = append(m.memories, l)
 		}
 	case secGlobal:
-		// Only the count matters: the instrumenter appends one global.
-		m.globals, err = r.u32()
+		// Only the count matters here: the instrumenter appends one global.
+		m.globals, err = r.vectorLen()
 		return err
+	case secTable:
+		_, err = r.vectorLen()
+		return err
+	case secElement:
+		err = checkElements(r)
+	case secCode:
+		err = checkCode(r)
+	case secData:
+		err = checkData(r)
 	case secExport:
 		err = m.decodeExports(r)
 	case secStart:
@@ -364,6 +394,163 @@ func (m *binaryModule) decodeSection(id byte, content []byte) error {
 		return errors.New("section size mismatch")
 	}
 	return nil
+}
+
+// maxLocals bounds the locals of one function, as V8 does: wazero allocates
+// them from the declared counts.
+const maxLocals = 50000
+
+// vectorLen reads a vector's length and checks that as many entries of at
+// least one byte each fit in what remains: wazero allocates vectors from
+// their declared lengths before reading them.
+func (r *reader) vectorLen() (uint32, error) {
+	n, err := r.u32()
+	if err == nil && uint64(n) > uint64(len(r.b)-r.off) {
+		err = fmt.Errorf("vector of %d entries in %d bytes", n, len(r.b)-r.off)
+	}
+	return n, err
+}
+
+// checkElements checks the lengths of the element section's vectors.
+func checkElements(r *reader) error {
+	n, err := r.vectorLen()
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		flags, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if flags > 7 {
+			return fmt.Errorf("element segment %d: unknown flags %d", i, flags)
+		}
+		if flags&0x02 != 0 && flags&0x01 == 0 {
+			if err := r.skipLEB(5); err != nil { // table index
+				return err
+			}
+		}
+		if flags&0x01 == 0 {
+			if err := skipConstExpr(r); err != nil {
+				return err
+			}
+		}
+		if flags&0x03 != 0 {
+			if _, err := r.byte(); err != nil { // elemkind or reftype
+				return err
+			}
+		}
+		k, err := r.vectorLen()
+		if err != nil {
+			return err
+		}
+		for j := uint32(0); j < k; j++ {
+			if flags&0x04 != 0 {
+				err = skipConstExpr(r)
+			} else {
+				err = r.skipLEB(5)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkCode checks the bodies' sizes and their locals.
+func checkCode(r *reader) error {
+	n, err := r.vectorLen()
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		size, err := r.u32()
+		if err != nil {
+			return err
+		}
+		b, err := r.bytes(size)
+		if err != nil {
+			return err
+		}
+		br := &reader{b: b}
+		groups, err := br.vectorLen()
+		if err != nil {
+			return fmt.Errorf("body %d: %w", i, err)
+		}
+		total := uint64(0)
+		for g := uint32(0); g < groups; g++ {
+			k, err := br.u32()
+			if err != nil {
+				return err
+			}
+			if total += uint64(k); total > maxLocals {
+				return fmt.Errorf("body %d: more than %d locals", i, maxLocals)
+			}
+			if _, err := br.valType(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkData checks the lengths of the data segments.
+func checkData(r *reader) error {
+	n, err := r.vectorLen()
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		flags, err := r.u32()
+		if err != nil {
+			return err
+		}
+		switch flags {
+		case 0:
+			err = skipConstExpr(r)
+		case 1:
+		case 2:
+			if err = r.skipLEB(5); err == nil { // memory index
+				err = skipConstExpr(r)
+			}
+		default:
+			err = fmt.Errorf("data segment %d: unknown flags %d", i, flags)
+		}
+		if err != nil {
+			return err
+		}
+		k, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if _, err := r.bytes(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipConstExpr skips a constant expression.
+func skipConstExpr(r *reader) error {
+	for {
+		op, err := r.byte()
+		if err != nil {
+			return err
+		}
+		switch op {
+		case 0x0b:
+			return nil
+		case 0x23, 0x41, 0x42, 0x43, 0x44, 0xd0, 0xd2, 0xfd:
+			err = skipImmediates(r, op)
+		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e:
+		default:
+			err = fmt.Errorf("instruction 0x%02x in a constant expression", op)
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (m *binaryModule) decodeTypes(r *reader) error {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -68,4 +70,44 @@ func lrInput(seed int) []float64 {
 		x[i] = math.Sin(float64(seed*32+i)) * 2
 	}
 	return x
+}
+
+var goGuestOnce struct {
+	sync.Once
+	wasm []byte
+	err  error
+	out  []byte
+}
+
+// goGuest builds testdata/goguest, a Go reactor, once per test binary; it
+// skips with -short or without a Go toolchain.
+func goGuest(tb testing.TB) []byte {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("builds a Go guest")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		tb.Skip("no Go toolchain")
+	}
+	g := &goGuestOnce
+	g.Do(func() {
+		dir, err := os.MkdirTemp("", "goguest")
+		if err != nil {
+			g.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		bin := filepath.Join(dir, "goguest.wasm")
+		cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", bin, ".")
+		cmd.Dir = filepath.Join("testdata", "goguest")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=", "GOWORK=off")
+		if g.out, g.err = cmd.CombinedOutput(); g.err == nil {
+			g.wasm, g.err = os.ReadFile(bin)
+		}
+	})
+	if g.err != nil {
+		tb.Fatalf("build goguest: %v\n%s", g.err, g.out)
+	}
+	return g.wasm
 }

@@ -19,8 +19,8 @@ import (
 // a time: whoever took it from its pool owns every field but the watchdog
 // ones, whose protocol is described at state.
 type instance struct {
-	mod  api.Module
-	mem  api.Memory
+	mod    api.Module
+	mem    api.Memory
 	budget api.MutableGlobal // the injected budget; nil unless instrumented
 
 	alloc, predict, batch, transform, row api.Function
@@ -38,11 +38,12 @@ type instance struct {
 	closed            bool
 
 	// state is 0 when no call runs; the call's deadline (nanoseconds of
-	// Runtime.now, > 0) while one runs; stateClaimed while the watchdog looks
-	// at the call; stateFired once the watchdog set the stop flag. The caller
-	// writes ctx and byCtx before it stores a deadline, and reads reason after
-	// it sees stateFired; the watchdog reads ctx and writes reason and the flag
-	// only while it holds the claim. So these plain fields need no lock.
+	// Runtime.now, > 0) while one runs; stateClaimed while the watchdog or
+	// yield decides about the call; stateFired once the call was told to
+	// stop. The caller writes ctx and byCtx before it stores a deadline and
+	// reads reason after it sees stateFired; the watchdog reads ctx and writes
+	// reason and the budget only while it holds the claim (yield runs on the
+	// caller's goroutine). So these plain fields need no lock.
 	state  atomic.Int64
 	begin  atomic.Int64 // Runtime.now at the start of the call
 	ctx    context.Context
@@ -68,6 +69,7 @@ const (
 	faultCanceled       // the caller's context ended: discarded
 	faultHost           // the host could not use the instance: discarded
 	faultClosed         // stopped by Close: discarded
+	faultNotRun         // refused before the call (its context's deadline had passed): kept
 )
 
 // instantiate creates and initializes an instance: it runs the module's
@@ -184,7 +186,7 @@ func (r *Runtime) call(ctx context.Context, inst *instance, fn api.Function, sta
 		}
 	}
 	if deadline <= now {
-		return faultCanceled, canceled(context.DeadlineExceeded)
+		return faultNotRun, canceled(context.DeadlineExceeded)
 	}
 	inst.ctx, inst.byCtx = ctx, byCtx
 	inst.begin.Store(now)
@@ -254,7 +256,7 @@ func (r *Runtime) classify(inst *instance, err error, timeout time.Duration) (fa
 		return faultExit, unprocessable("module exited with code %d", exit.ExitCode())
 	}
 	msg := describe(err)
-	if inst.mem != nil && inst.mem.Size() >= inst.pages*65536 {
+	if inst.mem != nil && uint64(inst.mem.Size()) >= uint64(inst.pages)*65536 {
 		return faultTrap, unprocessable("module trapped at its memory limit of %d pages: %s", inst.pages, msg)
 	}
 	return faultTrap, unprocessable("module trapped: %s", msg)

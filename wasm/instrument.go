@@ -59,9 +59,16 @@ type rewriteStats struct {
 }
 
 // rewriter holds the index arithmetic of one rewrite.
+//
+// The input has not been validated yet (wazero validates the output), so the
+// rewriter itself refuses global and type indexes past the module's own: once
+// the budget and the yield type are appended, such an index would become
+// valid, and a module could refill its own budget.
 type rewriter struct {
 	m      *binaryModule
 	opts   rewriteOptions
+	nGlob  uint32 // globals of the input
+	nTypes uint32 // types of the input
 	shift  uint32 // added to the index of each defined function
 	yield  uint32 // function index of the yield import
 	budget uint32 // global index of the budget
@@ -79,7 +86,7 @@ func (w *rewriter) fn(i uint32) uint32 {
 
 // rewriteModule returns the rewritten binary of m.
 func rewriteModule(m *binaryModule, opts rewriteOptions) ([]byte, rewriteStats, error) {
-	w := &rewriter{m: m, opts: opts}
+	w := &rewriter{m: m, opts: opts, nGlob: m.importedGlobal + m.globals, nTypes: uint32(len(m.types))}
 	for _, name := range []string{budgetExport, startExport} {
 		if _, ok := m.export(name); ok {
 			return nil, w.stats, fmt.Errorf("export name %q is reserved", name)
@@ -89,7 +96,7 @@ func rewriteModule(m *binaryModule, opts rewriteOptions) ([]byte, rewriteStats, 
 		w.shift = 1
 		w.yield = m.importedFuncs
 		w.budget = m.importedGlobal + m.globals
-		w.check = checkCode(w.budget, w.yield)
+		w.check = checkSequence(w.budget, w.yield)
 	}
 
 	// New entries appended to (or forming) the type, import, global and
@@ -288,7 +295,9 @@ func (w *rewriter) constExpr(r *reader, out []byte) ([]byte, error) {
 			}
 			out = appendU32(append(out, op), w.fn(i))
 			continue
-		case 0x41, 0x42, 0x43, 0x44, 0x23, 0xd0, 0xfd: // consts, global.get, ref.null, v128.const
+		case 0x23: // global.get
+			err = w.globalIndex(r)
+		case 0x41, 0x42, 0x43, 0x44, 0xd0, 0xfd: // consts, ref.null, v128.const
 			err = skipImmediates(r, op)
 		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended constant expressions
 		default:
@@ -299,6 +308,33 @@ func (w *rewriter) constExpr(r *reader, out []byte) ([]byte, error) {
 		}
 		out = append(out, r.b[at:r.off]...)
 	}
+}
+
+// globalIndex reads a global index and refuses one past the input's globals.
+func (w *rewriter) globalIndex(r *reader) error {
+	i, err := r.u32()
+	if err == nil && i >= w.nGlob {
+		err = fmt.Errorf("global index %d out of range", i)
+	}
+	return err
+}
+
+// typeIndex reads a type index and refuses one past the input's types.
+func (w *rewriter) typeIndex(r *reader) error {
+	i, err := r.u32()
+	if err == nil && i >= w.nTypes {
+		err = fmt.Errorf("type index %d out of range", i)
+	}
+	return err
+}
+
+// blockType reads a block type: a value type, empty, or a type index.
+func (w *rewriter) blockType(r *reader) error {
+	v, err := r.s33()
+	if err == nil && v >= 0 && v >= int64(w.nTypes) {
+		err = fmt.Errorf("type index %d out of range", v)
+	}
+	return err
 }
 
 // rewriteExports renumbers exported functions and appends entries.
@@ -381,7 +417,7 @@ func (w *rewriter) rewriteElements(content []byte) ([]byte, error) {
 	return out, nil
 }
 
-// checkCode returns the code of one check:
+// checkSequence returns the code of one check:
 //
 //	global.get $budget  i32.const 1  i32.sub  global.set $budget
 //	global.get $budget  i32.const 0  i32.lt_s
@@ -389,7 +425,7 @@ func (w *rewriter) rewriteElements(content []byte) ([]byte, error) {
 //	  call $yield  if unreachable end
 //	  i32.const yieldBudget  global.set $budget
 //	end
-func checkCode(budget, yield uint32) []byte {
+func checkSequence(budget, yield uint32) []byte {
 	b := appendU32([]byte{0x23}, budget)
 	b = append(b, 0x41, 0x01, 0x6b, 0x24)
 	b = appendU32(b, budget)
@@ -476,16 +512,22 @@ func (w *rewriter) rewriteBody(dst, b []byte) ([]byte, error) {
 			}
 			depth--
 		case 0x02, 0x04: // block, if
-			err = r.skipLEB(5)
+			err = w.blockType(r)
 			depth++
 		case 0x03: // loop
-			if err = r.skipLEB(5); err == nil {
+			if err = w.blockType(r); err == nil {
 				dst = append(dst, b[last:r.off]...)
 				dst = append(dst, w.check...)
 				last = r.off
 				w.stats.loops++
 			}
 			depth++
+		case 0x23, 0x24: // global.get, global.set
+			err = w.globalIndex(r)
+		case 0x11, 0x13: // call_indirect, return_call_indirect: type, table
+			if err = w.typeIndex(r); err == nil {
+				err = r.skipLEB(5)
+			}
 		case 0x10, 0x12, 0xd2: // call, return_call, ref.func
 			var i uint32
 			if i, err = r.u32(); err == nil && w.fn(i) != i {

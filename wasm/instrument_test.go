@@ -232,6 +232,86 @@ func TestInstrument_Fixtures(t *testing.T) {
 	}
 }
 
+// Indexes past the module's own globals and types would name what the
+// rewrite appends: a module could refill its budget. They are refused.
+func TestRewrite_RefusesIndexesOfAppendedEntities(t *testing.T) {
+	// One type () -> (), one function, no globals; the body is given.
+	module := func(body ...byte) []byte {
+		b := append([]byte(nil), wasmMagic...)
+		b = appendSection(b, secType, []byte{1, 0x60, 0, 0})
+		b = appendSection(b, secFunction, []byte{1, 0})
+		b = appendSection(b, secMemory, []byte{1, 0, 1})
+		code := append([]byte{0}, body...) // no locals
+		return appendSection(b, secCode, append([]byte{1, byte(len(code))}, code...))
+	}
+	tests := []struct {
+		name string
+		bin  []byte
+		want string
+	}{
+		{"global.set of the budget", module(0x41, 0x00, 0x24, 0x00, 0x0b), "global index 0 out of range"},
+		{"global.get of the budget", module(0x23, 0x00, 0x1a, 0x0b), "global index 0 out of range"},
+		{"block of the yield type", module(0x02, 0x01, 0x1a, 0x0b, 0x0b), "type index 1 out of range"},
+		{"call_indirect of the yield type", module(0x41, 0x00, 0x11, 0x01, 0x00, 0x1a, 0x0b), "type index 1 out of range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bm, err := decodeModule(tt.bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = rewriteModule(bm, rewriteOptions{memoryMax: 1, checks: true})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("rewrite: %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// The same body with the budget's index in range is fine.
+	bm, err := decodeModule(module(0x41, 0x00, 0x1a, 0x0b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rewriteModule(bm, rewriteOptions{memoryMax: 1, checks: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wazero allocates vectors and locals from their declared counts: the
+// decoder refuses counts the input cannot hold, before wazero sees them.
+func TestDecode_RefusesHugeCounts(t *testing.T) {
+	mod := func(sections ...[]byte) []byte {
+		b := append([]byte(nil), wasmMagic...)
+		for _, s := range sections {
+			b = appendSection(b, s[0], s[1:])
+		}
+		return b
+	}
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
+	tests := []struct {
+		name string
+		bin  []byte
+		want string
+	}{
+		{"tables", mod(append([]byte{secTable}, append(huge, 0x70, 0, 1)...)), "vector of 4294967295 entries"},
+		{"globals", mod(append([]byte{secGlobal}, huge...)), "vector of"},
+		{"elements", mod(append([]byte{secElement}, huge...)), "vector of"},
+		{"data", mod(append([]byte{secData}, huge...)), "vector of"},
+		{"data bytes", mod([]byte{secData, 1, 1, 0xff, 0xff, 0x03}), "unexpected end"},
+		{"code bodies", mod(append([]byte{secCode}, huge...)), "vector of"},
+		{"locals", mod([]byte{secType, 1, 0x60, 0, 0}, []byte{secFunction, 1, 0},
+			[]byte{secCode, 1, 9, 2, 0xff, 0xff, 0x03, valI32, 0xff, 0xff, 0x03, valI64, 0x0b}),
+			"more than 50000 locals"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeModule(tt.bin)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("decode: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestRewriteMemory(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -296,8 +376,12 @@ func TestReader_U32(t *testing.T) {
 	}
 }
 
-// FuzzRewrite feeds arbitrary bytes to the decoder and the rewriter: neither
-// may panic, and whatever wazero accepts must still compile once rewritten.
+// FuzzRewrite feeds arbitrary bytes to the decoder and the rewriter. Neither
+// may panic; what wazero accepts must still compile once rewritten; and the
+// rewrite must never make an invalid module valid (it could smuggle in
+// references to what it appends) — the capping of a memory maximum aside,
+// and wazero's failure to read a custom section that ends the input, which
+// the rewrite moves away from the end.
 func FuzzRewrite(f *testing.F) {
 	paths, _ := filepath.Glob("testdata/*.wasm")
 	for _, p := range paths {
@@ -316,14 +400,14 @@ func FuzzRewrite(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, _, err := compileRaw(t, b); err != nil {
-			return
-		}
-		if len(bm.memories) == 1 && bm.memories[0].min > 4 {
-			return
-		}
-		if _, _, err := compileRaw(t, bin); err != nil {
-			t.Fatalf("wazero accepts the module but not its rewrite: %v", err)
+		_, _, origErr := compileRaw(t, b)
+		_, _, binErr := compileRaw(t, bin)
+		switch {
+		case origErr == nil && binErr != nil:
+			t.Fatalf("wazero accepts the module but not its rewrite: %v", binErr)
+		case origErr != nil && binErr == nil && !strings.Contains(origErr.Error(), "max ") &&
+			!strings.Contains(origErr.Error(), "custom section"):
+			t.Fatalf("the rewrite made an invalid module valid: %v", origErr)
 		}
 	})
 }

@@ -28,14 +28,22 @@ type Module struct {
 	kinds   [3]bool // by Kind
 	out     *capLog
 
-	// slots holds PoolSize entries: an idle instance, or nil for a slot whose
-	// instance is created on its next use. A call owns the entry it took.
-	slots  chan *instance
-	done   chan struct{} // closed by Unload
-	closed atomic.Bool
-	stats  *moduleMetrics
+	// The pool is PoolSize tokens: an instance, or nil for a slot whose
+	// instance is created on its next use. A call owns the token it took.
+	// Tokens wait in slots, a buffered channel that bounds the pool and on
+	// which callers block when every token is taken; idle instances may also
+	// be parked in hot, where a call takes them without the channel's lock.
+	// hot is used only while no caller waits (waiting == 0): a release
+	// publishes into hot and then reads waiting, a waiter increments waiting
+	// and then rescans hot, so one of them sees the other.
+	slots   chan *instance
+	hot     []atomic.Pointer[instance]
+	waiting atomic.Int32
+	done    chan struct{} // closed by Unload
+	closed  atomic.Bool
+	stats   *moduleMetrics
 
-	live, inUse atomic.Int64
+	live atomic.Int64
 }
 
 func (r *Runtime) newModule(c *compiled, key moduleKey) *Module {
@@ -48,6 +56,7 @@ func (r *Runtime) newModule(c *compiled, key moduleKey) *Module {
 		timeout: key.timeout,
 		out:     &capLog{limit: r.opts.OutputLimit},
 		slots:   make(chan *instance, max(r.opts.PoolSize, 1)),
+		hot:     make([]atomic.Pointer[instance], min(max(r.opts.PoolSize, 1), 8)),
 		done:    make(chan struct{}),
 	}
 	for _, k := range c.info.Kinds {
@@ -70,13 +79,31 @@ func (m *Module) Output() []byte { return m.out.bytes() }
 type PoolStats struct {
 	Size  int // slots: the most instances at once
 	Live  int // instances created and not discarded
-	InUse int // slots taken by calls in flight
+	InUse int // slots taken by calls in flight (or by an Unload closing them)
 	Idle  int // slots free (with or without an instance)
 }
 
-// Stats returns the pool's accounting.
+// Stats returns the pool's accounting (a snapshot, exact when no call runs).
 func (m *Module) Stats() PoolStats {
-	return PoolStats{Size: cap(m.slots), Live: int(m.live.Load()), InUse: int(m.inUse.Load()), Idle: len(m.slots)}
+	idle := len(m.slots)
+	for i := range m.hot {
+		if m.hot[i].Load() != nil {
+			idle++
+		}
+	}
+	return PoolStats{Size: cap(m.slots), Live: int(m.live.Load()), InUse: max(cap(m.slots)-idle, 0), Idle: idle}
+}
+
+// takeHot takes an idle instance parked in hot, if any.
+func (m *Module) takeHot() *instance {
+	for i := range m.hot {
+		if m.hot[i].Load() != nil {
+			if inst := m.hot[i].Swap(nil); inst != nil {
+				return inst
+			}
+		}
+	}
+	return nil
 }
 
 // instantiate creates an instance with its input and output buffers.
@@ -104,27 +131,33 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, canceled(err)
 	}
-	var inst *instance
-	select {
-	case inst = <-m.slots:
-	default:
+	inst := m.takeHot()
+	if inst == nil {
 		select {
 		case inst = <-m.slots:
-		case <-ctx.Done():
-			return nil, canceled(ctx.Err())
-		case <-m.done:
-			return nil, errUnloaded
+		default:
+			m.waiting.Add(1)
+			if inst = m.takeHot(); inst == nil {
+				select {
+				case inst = <-m.slots:
+				case <-ctx.Done():
+					m.waiting.Add(-1)
+					return nil, canceled(ctx.Err())
+				case <-m.done:
+					m.waiting.Add(-1)
+					return nil, errUnloaded
+				}
+			}
+			m.waiting.Add(-1)
 		}
 	}
 	if m.closed.Load() {
 		m.slots <- inst
 		return nil, errUnloaded
 	}
-	m.inUse.Add(1)
 	if inst == nil {
 		var err error
 		if inst, err = m.instantiate(ctx); err != nil {
-			m.inUse.Add(-1)
 			m.slots <- nil
 			if cerr := ctx.Err(); cerr != nil {
 				return nil, canceled(cerr)
@@ -138,12 +171,27 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 // release gives an instance back to the pool, or discards it after a fault
 // that may have left it broken.
 func (m *Module) release(inst *instance, f fault) {
-	if f != faultNone && f != faultCode {
+	if f != faultNone && f != faultCode && f != faultNotRun {
 		m.rt.closeInstance(inst)
 		m.live.Add(-1)
 		inst = nil
 	}
-	m.inUse.Add(-1)
+	if inst != nil {
+		for i := range m.hot {
+			if m.hot[i].Load() != nil || !m.hot[i].CompareAndSwap(nil, inst) {
+				continue
+			}
+			if m.waiting.Load() == 0 {
+				return
+			}
+			// A caller waits on slots and may have missed it: move it there,
+			// unless someone took it meanwhile.
+			if !m.hot[i].CompareAndSwap(inst, nil) {
+				return
+			}
+			break
+		}
+	}
 	m.slots <- inst
 }
 

@@ -425,6 +425,12 @@ func (r *Runtime) check(wasm []byte) (*binaryModule, *ModuleInfo, error) {
 		return nil, nil, invalidModule("shared memory is not supported")
 	}
 
+	if bm.hasStart {
+		if t, ok := bm.funcTypeOf(bm.start); !ok || !t.equal(nil, nil) {
+			return nil, nil, invalidModule("start function must have type () -> ()")
+		}
+	}
+
 	checkFunc := func(name string, want funcType, required bool) (bool, error) {
 		e, ok := bm.export(name)
 		if !ok {
@@ -702,11 +708,20 @@ func (r *Runtime) unload(m *Module) {
 	r.drains.Add(1)
 	go func() {
 		defer r.drains.Done()
-		for i := 0; i < cap(m.slots); i++ {
-			if inst := <-m.slots; inst != nil {
+		// As a waiter, the drain makes every release use slots; then it
+		// collects each token once, from hot or from slots.
+		m.waiting.Add(1)
+		n := 0
+		for n < cap(m.slots) {
+			inst := m.takeHot()
+			if inst == nil {
+				inst = <-m.slots
+			}
+			if inst != nil {
 				r.closeInstance(inst)
 				m.live.Add(-1)
 			}
+			n++
 		}
 		m.stats.remove(m)
 		r.release(m.c)

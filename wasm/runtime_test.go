@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -534,18 +534,27 @@ func TestModule_Output(t *testing.T) {
 	}
 }
 
-// 100 goroutines share a pool of 4 under the race detector: good calls,
-// clean errors and traps mixed; afterwards every instance is back.
+// 100 goroutines share a pool of 4 (and 20 a pool of 1) under the race
+// detector: good calls, clean errors and traps mixed; afterwards every
+// instance is back and the goroutines are gone.
 func TestModule_Hammer(t *testing.T) {
+	for _, tt := range []struct{ pool, callers int }{{4, 100}, {1, 20}} {
+		t.Run(fmt.Sprintf("pool %d, %d callers", tt.pool, tt.callers), func(t *testing.T) {
+			hammer(t, tt.pool, tt.callers)
+		})
+	}
+}
+
+func hammer(t *testing.T, pool, callers int) {
 	base := runtime.NumGoroutine()
 	set := metrics.NewSet()
-	r, err := Open(context.Background(), Options{PoolSize: 4, Metrics: set})
+	r, err := Open(context.Background(), Options{PoolSize: pool, Metrics: set})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := load(t, r, "hostile", Limits{Timeout: time.Second}, 1, 1)
 	lr := load(t, r, "lr32", Limits{}, 32, 1)
-	const callers, calls = 100, 20
+	const calls = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, callers)
 	for g := 0; g < callers; g++ {
@@ -584,20 +593,22 @@ func TestModule_Hammer(t *testing.T) {
 	}
 	checkIdle(t, m)
 	checkIdle(t, lr)
-	if s := m.Stats(); s.Size != 4 {
-		t.Errorf("pool size %d, want 4", s.Size)
+	if s := m.Stats(); s.Size != pool {
+		t.Errorf("pool size %d, want %d", s.Size, pool)
 	}
 	var buf bytes.Buffer
 	set.WritePrometheus(&buf)
 	label := `{module="` + m.SHA256()[:12] + `"}`
+	n := callers * calls
 	for _, want := range []string{
-		"mlnode_wasm_calls_total" + label + " 2000",
-		"mlnode_wasm_traps_total" + label + " 200",
-		"mlnode_wasm_errors_total" + label + " 400",
+		fmt.Sprintf("mlnode_wasm_calls_total%s %d", label, n),
+		fmt.Sprintf("mlnode_wasm_traps_total%s %d", label, n/10),
+		fmt.Sprintf("mlnode_wasm_errors_total%s %d", label, n/5),
 		"mlnode_wasm_timeouts_total" + label + " 0",
-		"mlnode_wasm_pool_size" + label + " 4",
+		fmt.Sprintf("mlnode_wasm_pool_size%s %d", label, pool),
 		"mlnode_wasm_instances_in_use" + label + " 0",
-		`mlnode_wasm_call_duration_seconds_count` + label + " 2000",
+		fmt.Sprintf("mlnode_wasm_call_duration_seconds_count%s %d", label, n),
+		fmt.Sprintf(`mlnode_wasm_call_duration_seconds_bucket{module="%s",le="+Inf"} %d`, m.SHA256()[:12], n),
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, buf.String())
@@ -642,6 +653,22 @@ func TestRuntime_Unload(t *testing.T) {
 	}
 	m2 := load(t, r, "lr32", Limits{}, 32, 1)
 	if err := m2.Predict(ctx, lrInput(1), []float64{0}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Inspect compiles and closes the same code a loaded module uses (wazero
+// counts references to compiled code): the loaded module still creates
+// instances afterwards.
+func TestRuntime_InspectWhileLoaded(t *testing.T) {
+	r := openRuntime(t, Options{PoolSize: 1})
+	ctx := context.Background()
+	m := load(t, r, "hostile", Limits{}, 1, 1)
+	if _, err := r.Inspect(ctx, fixture(t, "hostile")); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, m.Predict(ctx, []float64{7}, []float64{0}), appliance.EUNPROCESSABLE, "unreachable")
+	if err := m.Predict(ctx, []float64{0}, []float64{0}); err != nil { // a new instance
 		t.Fatal(err)
 	}
 }
@@ -720,33 +747,15 @@ func TestRuntime_Close_StopsCalls(t *testing.T) {
 // faults of a real runtime (an infinite loop, out of memory, a panic) fail
 // their call only.
 func TestModule_GoGuest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a Go guest")
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no Go toolchain")
-	}
-	bin := filepath.Join(t.TempDir(), "goguest.wasm")
-	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", bin, ".")
-	cmd.Dir = filepath.Join("testdata", "goguest")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build goguest: %v\n%s", err, out)
-	}
-	wasm, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The cache lets Load reuse what Inspect compiled.
-	r := openRuntime(t, Options{PoolSize: 2, CacheDir: t.TempDir()})
+	wasm := goGuest(t)
+	// The cache lets Load reuse what Inspect compiled (at the node's maximum
+	// memory, which is what Load asks for).
+	r := openRuntime(t, Options{PoolSize: 2, CacheDir: t.TempDir(), MaxMemoryPages: 128})
 	ctx := context.Background()
-	t0 := time.Now()
 	info, err := r.Inspect(ctx, wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("TIMING inspect %s", time.Since(t0))
 	if !info.HasInitialize || info.Loops == 0 {
 		t.Errorf("info = %+v", info)
 	}
