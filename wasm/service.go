@@ -122,6 +122,17 @@ func (s *Service) Predict(ctx context.Context, ref string, limits appliance.Modu
 	return m.Predict(ctx, in, out)
 }
 
+// PredictModule runs a model from its bytes, before it is stored: the
+// upload flow checks a bundle's sample with it. The runtime keeps the
+// compiled module, so serving the version later does not compile again.
+func (s *Service) PredictModule(ctx context.Context, wasm []byte, limits appliance.ModuleLimits, in, out []float64) error {
+	m, err := s.rt.Load(ctx, wasm, Limits{MemoryPages: limits.MemoryPages, Timeout: time.Duration(limits.TimeoutMS) * time.Millisecond}, len(in), len(out))
+	if err != nil {
+		return err
+	}
+	return m.Predict(ctx, in, out)
+}
+
 var (
 	_ appliance.ModelRunner     = (*Service)(nil)
 	_ appliance.ModuleInspector = (*Service)(nil)

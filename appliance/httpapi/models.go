@@ -3,6 +3,8 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
 	"strconv"
 	"time"
 
@@ -344,4 +346,90 @@ func (s *Server) countPrediction(model string, res *appliance.Prediction, alias 
 	}
 	pm.ok.Inc()
 	pm.latency.UpdateDuration(start)
+}
+
+// uploadModel stores a model bundle: POST /api/v1/models with the
+// .tar.gz as the body (application/gzip) or as the multipart field
+// "bundle". 201 for a new version, 200 when identical content was stored
+// before.
+func (s *Server) uploadModel(c *fiber.Ctx) error {
+	if s.svc.Uploader == nil {
+		return appliance.Errorf(appliance.EUNAVAILABLE, "this node does not take model uploads")
+	}
+	ct := c.Get(fiber.HeaderContentType)
+	mt, _, _ := mime.ParseMediaType(ct)
+	var raw []byte
+	switch mt {
+	case "application/gzip", "application/x-gzip", "application/octet-stream", "application/x-tar+gzip":
+		r, err := bodyReader(c, s.cfg.BundleBodyLimit)
+		if err != nil {
+			return err
+		}
+		if raw, err = io.ReadAll(r); err != nil {
+			if appliance.ErrorCode(err) == appliance.ETOOLARGE {
+				return err
+			}
+			return appliance.Invalid("body", "reading the bundle: %v", err)
+		}
+	case "multipart/form-data":
+		if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > s.cfg.BundleBodyLimit {
+			return tooLarge(s.cfg.BundleBodyLimit)
+		}
+		fh, err := c.FormFile("bundle")
+		if err != nil {
+			return appliance.Invalid("bundle", "a multipart field \"bundle\" with the .tar.gz is required")
+		}
+		if fh.Size > s.cfg.BundleBodyLimit {
+			return tooLarge(s.cfg.BundleBodyLimit)
+		}
+		f, err := fh.Open()
+		if err != nil {
+			return appliance.Invalid("bundle", "reading the upload: %v", err)
+		}
+		defer f.Close()
+		if raw, err = io.ReadAll(io.LimitReader(f, s.cfg.BundleBodyLimit+1)); err != nil {
+			return appliance.Invalid("bundle", "reading the upload: %v", err)
+		}
+	default:
+		return &appliance.Error{Code: appliance.EMEDIATYPE, Field: "Content-Type", Message: "send the bundle as application/gzip or as the multipart field \"bundle\""}
+	}
+	mv, created, err := s.svc.Uploader.Upload(c.UserContext(), raw)
+	if err != nil {
+		return err
+	}
+	return c.Status(createdStatus(created)).JSON(mv)
+}
+
+// addSignature attaches a detached signature (the content of a
+// signature.ed25519 file) to a stored version.
+func (s *Server) addSignature(c *fiber.Ctx) error {
+	reg, err := s.models()
+	if err != nil {
+		return err
+	}
+	if s.svc.Uploader == nil {
+		return appliance.Errorf(appliance.EUNAVAILABLE, "this node does not verify signatures")
+	}
+	v, err := s.versionParam(c)
+	if err != nil {
+		return err
+	}
+	name := copyString(c.Params("name"))
+	mv, err := reg.ModelVersion(c.UserContext(), name, v)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	sig, err := s.svc.Uploader.VerifyDetached(mv, body)
+	if err != nil {
+		return err
+	}
+	mv, err = reg.AddSignature(c.UserContext(), name, v, *sig)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(mv)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/upload"
 )
 
 // Config configures the HTTP interface. Zero values take the defaults.
@@ -23,6 +24,7 @@ type Config struct {
 	IngestBodyLimit int64 // bytes of one ingest body, default 256 MiB
 	JSONBodyLimit   int64 // bytes of any other body, default 16 MiB
 	ModuleBodyLimit int64 // bytes of one uploaded module, default 64 MiB
+	BundleBodyLimit int64 // bytes of one model bundle, default 64 MiB
 	// AliasPolicies are what each alias requires of its versions, e.g.
 	// "production" requires a trusted signature.
 	AliasPolicies map[string]appliance.AliasPolicy
@@ -45,6 +47,7 @@ type Services struct {
 	Transforms appliance.Transformer
 	Models     appliance.ModelRegistry
 	Predictor  *appliance.Predictor
+	Uploader   *upload.Uploader
 	// Metrics receives the HTTP metrics; /metrics writes it and the process
 	// metrics. Nil: a private set.
 	Metrics *metrics.Set
@@ -82,6 +85,9 @@ func New(cfg Config, svc Services) *Server {
 	}
 	if cfg.ModuleBodyLimit <= 0 {
 		cfg.ModuleBodyLimit = 64 << 20
+	}
+	if cfg.BundleBodyLimit <= 0 {
+		cfg.BundleBodyLimit = 64 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -159,6 +165,8 @@ func (s *Server) routes() {
 	v1.Get("/modules/:sha256", reader, s.getModule)
 	v1.Get("/modules/:sha256/wasm", reader, s.downloadModule)
 
+	v1.Post("/models", writer, s.uploadModel)
+	v1.Post("/models/:name/versions/:version/signatures", writer, s.addSignature)
 	v1.Get("/models", reader, s.listModels)
 	v1.Get("/models/:name", reader, s.getModel)
 	v1.Patch("/models/:name", writer, s.patchModel)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mlnode/mlnode/appliance"
 )
 
 // Config is the node's configuration: defaults, then the YAML file named by
@@ -32,10 +34,17 @@ type Config struct {
 	LockTimeout     time.Duration `yaml:"lock_timeout"`
 	PprofAddr       string        `yaml:"pprof_addr"`
 
-	ModuleBodyLimit    ByteSize      `yaml:"module_body_limit"`
-	WasmPoolSize       int           `yaml:"wasm_pool_size"`
-	WasmMaxMemoryPages uint32        `yaml:"wasm_max_memory_pages"`
-	WasmTimeout        time.Duration `yaml:"wasm_timeout"`
+	ModuleBodyLimit ByteSize `yaml:"module_body_limit"`
+	BundleBodyLimit ByteSize `yaml:"bundle_body_limit"`
+	// TrustedKeys are ed25519 public key files (mlnode keygen's .pub) whose
+	// signatures count as trusted.
+	TrustedKeys []string `yaml:"trusted_keys"`
+	// AliasPolicies say what each alias requires, e.g.
+	// production: {require_signature: true}.
+	AliasPolicies      map[string]appliance.AliasPolicy `yaml:"alias_policies"`
+	WasmPoolSize       int                              `yaml:"wasm_pool_size"`
+	WasmMaxMemoryPages uint32                           `yaml:"wasm_max_memory_pages"`
+	WasmTimeout        time.Duration                    `yaml:"wasm_timeout"`
 }
 
 // DefaultConfig is what a node runs with when nothing is set.
@@ -51,6 +60,7 @@ func DefaultConfig() Config {
 		LockTimeout:     3 * time.Second,
 
 		ModuleBodyLimit:    64 << 20,
+		BundleBodyLimit:    64 << 20,
 		WasmPoolSize:       runtime.GOMAXPROCS(0),
 		WasmMaxMemoryPages: 512,
 		WasmTimeout:        100 * time.Millisecond,
@@ -155,6 +165,16 @@ func bindFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env MLNODE_LOG_FORMAT)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof on this loopback host:port for profiling; off when empty (env MLNODE_PPROF_ADDR)")
 	fs.Var(&cfg.ModuleBodyLimit, "module-body-limit", "largest uploaded WebAssembly module, e.g. 64MiB (env MLNODE_MODULE_BODY_LIMIT)")
+	fs.Var(&cfg.BundleBodyLimit, "bundle-body-limit", "largest uploaded model bundle, e.g. 64MiB (env MLNODE_BUNDLE_BODY_LIMIT)")
+	fs.Func("trusted-keys", "comma-separated ed25519 public key files whose bundle signatures are trusted (env MLNODE_TRUSTED_KEYS)", func(v string) error {
+		cfg.TrustedKeys = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				cfg.TrustedKeys = append(cfg.TrustedKeys, p)
+			}
+		}
+		return nil
+	})
 	fs.IntVar(&cfg.WasmPoolSize, "wasm-pool-size", cfg.WasmPoolSize, "instances per loaded module: concurrent calls into it (env MLNODE_WASM_POOL_SIZE)")
 	fs.Func("wasm-max-memory-pages", "most memory of any module, in 64 KiB pages (env MLNODE_WASM_MAX_MEMORY_PAGES; default 512 = 32 MiB)", func(v string) error {
 		n, err := strconv.ParseUint(v, 10, 32)
@@ -196,6 +216,14 @@ func (c *Config) Validate() error {
 	}
 	if c.ModuleBodyLimit <= 0 {
 		return &ConfigError{Field: "module_body_limit", Value: c.ModuleBodyLimit.String(), Err: errors.New("must be positive")}
+	}
+	if c.BundleBodyLimit <= 0 {
+		return &ConfigError{Field: "bundle_body_limit", Value: c.BundleBodyLimit.String(), Err: errors.New("must be positive")}
+	}
+	for alias := range c.AliasPolicies {
+		if err := appliance.ValidateAliasName(alias); err != nil {
+			return &ConfigError{Field: "alias_policies", Value: alias, Err: errors.New(appliance.ErrorMessage(err))}
+		}
 	}
 	if c.WasmPoolSize < 1 {
 		return &ConfigError{Field: "wasm_pool_size", Value: strconv.Itoa(c.WasmPoolSize), Err: errors.New("must be at least 1")}

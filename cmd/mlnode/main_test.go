@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlnode/mlnode/appliance/bundle"
+	"github.com/mlnode/mlnode/examples/models/logreg_go/logreg"
 )
 
 // binPath is the mlnode binary built once for the end-to-end tests.
@@ -69,7 +73,13 @@ func (b *syncBuffer) String() string {
 // startNode runs `mlnode serve` on dataDir and waits for its address.
 func startNode(t *testing.T, dataDir string, env ...string) *node {
 	t.Helper()
-	cmd := exec.Command(binPath, "serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0")
+	return startNodeArgs(t, dataDir, nil, env...)
+}
+
+// startNodeArgs is startNode with extra flags.
+func startNodeArgs(t *testing.T, dataDir string, args []string, env ...string) *node {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -546,5 +556,115 @@ func TestBinary_WasmTransforms(t *testing.T) {
 		"entities": map[string]any{"user_id": []string{"a"}}, "request_context": map[string]any{"amount": []any{0}}}, 200)
 	if !strings.Contains(string(got), `{"values":[0],`) || !strings.Contains(string(got), `{"values":[5],`) || !strings.Contains(string(got), `{"values":[true],`) {
 		t.Fatalf("derived on demand: %s", got)
+	}
+}
+
+// The model lifecycle against the real binary: build a bundle of the C
+// logistic regression (made by `make examples`), upload it unsigned and
+// signed, see the alias policy refuse the unsigned version, serve
+// predictions, roll back.
+func TestBinary_ModelBundleLifecycle(t *testing.T) {
+	wasmBytes, err := os.ReadFile("../../examples/build/logreg_c.wasm")
+	if err != nil {
+		t.Fatalf("%v (run `make examples`)", err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	dir := t.TempDir()
+	pubPEM, _ := bundle.MarshalPublicKey(pub)
+	os.WriteFile(filepath.Join(dir, "ci.pub"), pubPEM, 0o600)
+	cfg := filepath.Join(dir, "mlnode.yaml")
+	os.WriteFile(cfg, []byte("trusted_keys: ["+filepath.Join(dir, "ci.pub")+"]\nalias_policies:\n  production: {require_signature: true}\n"), 0o600)
+
+	dataDir := filepath.Join(dir, "data")
+	n := startNodeArgs(t, dataDir, []string{"--config", cfg})
+
+	inputs := make([]string, 32)
+	features := make([]map[string]string, 32)
+	row := map[string]any{"user_id": "u1", "event_timestamp": 1700000000}
+	sample := make([]float64, 32)
+	for i := range inputs {
+		inputs[i] = fmt.Sprintf("user_feats:f%d", i)
+		features[i] = map[string]string{"name": fmt.Sprintf("f%d", i), "dtype": "float64"}
+		sample[i] = float64(i%7) / 10
+		row[fmt.Sprintf("f%d", i)] = sample[i]
+	}
+	n.mustCall("POST", "/api/v1/entities", map[string]any{"name": "user", "join_keys": []string{"user_id"}, "value_type": "string"}, 201)
+	n.mustCall("POST", "/api/v1/feature-views", map[string]any{"name": "user_feats", "entities": []string{"user"}, "features": features}, 201)
+	line, _ := json.Marshal(row)
+	n.mustCall("POST", "/api/v1/feature-views/user_feats/rows", string(line), 200)
+	want := logreg.Predict(sample)
+
+	build := func(description string, sign bool) []byte {
+		t.Helper()
+		bdir := t.TempDir()
+		manifest := map[string]any{"name": "churn", "abi": "mlnode/v1", "module": "model.wasm", "inputs": inputs, "outputs": []string{"p"},
+			"description": description, "framework": "c", "sample": map[string]any{"input": sample, "output": []float64{want}, "tolerance": 1e-9}}
+		raw, _ := json.Marshal(manifest)
+		os.WriteFile(filepath.Join(bdir, "manifest.json"), raw, 0o600)
+		os.WriteFile(filepath.Join(bdir, "model.wasm"), wasmBytes, 0o600)
+		archive, err := bundle.Build(bdir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sign {
+			b, err := bundle.Open(bytes.NewReader(archive), bundle.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if archive, err = bundle.WithSignature(archive, bundle.Sign(b, priv)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return archive
+	}
+	upload := func(archive []byte, want int) map[string]any {
+		t.Helper()
+		status, body, err := n.call("POST", "/api/v1/models", "application/gzip", archive)
+		if err != nil || status != want {
+			t.Fatalf("upload: %d %v %s", status, err, body)
+		}
+		var m map[string]any
+		json.Unmarshal(body, &m)
+		return m
+	}
+	v1 := upload(build("unsigned", false), 201)
+	upload(build("unsigned", false), 200) // identical content: the same version
+	v2 := upload(build("signed", true), 201)
+	if v1["version"].(float64) != 1 || v2["version"].(float64) != 2 || !strings.Contains(fmt.Sprint(v2["signatures"]), "trusted:true") {
+		t.Fatalf("versions: %v / %v", v1, v2)
+	}
+	if lin := fmt.Sprint(v1["lineage"]); !strings.Contains(lin, "user_feats:1") {
+		t.Fatalf("lineage: %s", lin)
+	}
+	// The policy refuses the unsigned version for production.
+	if status, body, _ := n.call("PUT", "/api/v1/models/churn/aliases/production", "application/json", []byte(`{"version":1}`)); status != 409 {
+		t.Fatalf("unsigned production: %d %s", status, body)
+	}
+	n.mustCall("PUT", "/api/v1/models/churn/aliases/staging", map[string]any{"version": 1}, 200)
+	n.mustCall("PUT", "/api/v1/models/churn/aliases/production", map[string]any{"version": 2}, 200)
+	got := n.mustCall("POST", "/api/v1/predict/churn", map[string]any{"entities": map[string]any{"user_id": "u1"}}, 200)
+	var res struct {
+		Version int                `json:"version"`
+		Outputs map[string]float64 `json:"outputs"`
+	}
+	json.Unmarshal(got, &res)
+	if res.Version != 2 || math.Abs(res.Outputs["p"]-want) > 1e-9 {
+		t.Fatalf("predict: %s, want p=%v", got, want)
+	}
+	// A bundle whose sample does not match its module is refused.
+	badDir := t.TempDir()
+	manifest := map[string]any{"name": "churn", "abi": "mlnode/v1", "module": "model.wasm", "inputs": inputs, "outputs": []string{"p"},
+		"sample": map[string]any{"input": sample, "output": []float64{want + 0.5}}}
+	raw, _ := json.Marshal(manifest)
+	os.WriteFile(filepath.Join(badDir, "manifest.json"), raw, 0o600)
+	os.WriteFile(filepath.Join(badDir, "model.wasm"), wasmBytes, 0o600)
+	archive, _ := bundle.Build(badDir)
+	if status, body, _ := n.call("POST", "/api/v1/models", "application/gzip", archive); status != 422 || !strings.Contains(string(body), "sample") {
+		t.Fatalf("bad sample: %d %s", status, body)
+	}
+	n.mustCall("POST", "/api/v1/models/churn/aliases/staging/rollback", nil, 409) // nothing before version 1
+	hist := n.mustCall("GET", "/api/v1/models/churn/aliases/production/history", nil, 200)
+	if !strings.Contains(string(hist), `"action":"set"`) {
+		t.Fatalf("history: %s", hist)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +17,9 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/bundle"
 	"github.com/mlnode/mlnode/appliance/httpapi"
+	"github.com/mlnode/mlnode/appliance/upload"
 	"github.com/mlnode/mlnode/store"
 	"github.com/mlnode/mlnode/wasm"
 )
@@ -76,14 +80,21 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open wasm runtime: %w", err)
 	}
 	modules := wasm.NewService(m.Wasm, m.Store)
+	trusted, err := loadTrustedKeys(m.Config.TrustedKeys)
+	if err != nil {
+		return err
+	}
 	m.HTTP = httpapi.New(httpapi.Config{
 		IngestBodyLimit: int64(m.Config.IngestBodyLimit), JSONBodyLimit: int64(m.Config.JSONBodyLimit),
-		ModuleBodyLimit: int64(m.Config.ModuleBodyLimit),
-		MetricsPublic:   m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
+		ModuleBodyLimit: int64(m.Config.ModuleBodyLimit), BundleBodyLimit: int64(m.Config.BundleBodyLimit),
+		AliasPolicies: m.Config.AliasPolicies,
+		MetricsPublic: m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
 	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
 		Modules: m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
 		Predictor: &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
-			Transforms: modules, Telemetry: m.Store.Telemetry()}})
+			Transforms: modules, Telemetry: m.Store.Telemetry()},
+		Uploader: &upload.Uploader{Models: m.Store, Views: m.Store, Inspector: modules, Runner: modules, TrustedKeys: trusted,
+			Limits: bundle.Limits{MaxCompressed: int64(m.Config.BundleBodyLimit)}}})
 
 	m.listener, err = net.Listen("tcp", m.Config.Addr)
 	if err != nil {
@@ -102,6 +113,23 @@ func (m *Main) Run(ctx context.Context) error {
 	fmt.Fprintf(m.Stdout, "mlnode %s listening on %s\n  API:         %s/api/v1\n  health:      %s/healthz\n  admin token: %s\n",
 		version, url, url, url, m.adminTokenHint())
 	return nil
+}
+
+// loadTrustedKeys reads ed25519 public key files into a map by key id.
+func loadTrustedKeys(paths []string) (map[string]ed25519.PublicKey, error) {
+	keys := map[string]ed25519.PublicKey{}
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return nil, &ConfigError{Field: "trusted_keys", Value: p, Err: err}
+		}
+		pub, err := bundle.ParsePublicKey(raw)
+		if err != nil {
+			return nil, &ConfigError{Field: "trusted_keys", Value: p, Err: errors.New(appliance.ErrorMessage(err))}
+		}
+		keys[bundle.KeyID(pub)] = pub
+	}
+	return keys, nil
 }
 
 // servePprof serves Go's profiler on its own loopback listener, apart from
