@@ -168,6 +168,9 @@ func (s *Store) CreateModelVersion(ctx context.Context, v *appliance.ModelVersio
 		if mv.Signatures == nil {
 			mv.Signatures = []appliance.Signature{}
 		}
+		for i := range mv.Signatures {
+			mv.Signatures[i].AddedAt, mv.Signatures[i].AddedBy = now, actor
+		}
 		for path, wasm := range modules {
 			if _, _, err := s.putModuleTx(ctx, tx, &appliance.Module{Kinds: moduleKindsOf(&mv, wasm)}, wasm); err != nil {
 				return fmt.Errorf("store module %s: %w", path, err)

@@ -12,9 +12,15 @@ import (
 const usage = `mlnode — feature store, model registry, model server and experiments in one process.
 
 Usage:
-  mlnode serve [flags]     start the node (see 'mlnode serve --help')
-  mlnode version           print the version
-  mlnode help              print this help
+  mlnode serve [flags]                       start the node (see 'mlnode serve --help')
+  mlnode bundle build DIR -o FILE            build a model bundle from DIR/manifest.json and its modules
+  mlnode bundle sign --key FILE BUNDLE       sign a bundle with an ed25519 key (signature inside the archive)
+  mlnode bundle verify --key PUB BUNDLE      check a bundle's signature
+  mlnode bundle inspect BUNDLE               print a bundle's manifest summary, digest and signer
+  mlnode bundle push BUNDLE --url URL --token TOKEN   upload a bundle to a node (or MLNODE_TOKEN)
+  mlnode keygen -o PREFIX                    write an ed25519 key pair PREFIX.key (0600) and PREFIX.pub
+  mlnode version                             print the version
+  mlnode help                                print this help
 
 Quick start:
   mlnode serve --data-dir ./data --addr 127.0.0.1:8080
@@ -37,6 +43,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "bundle":
+		return bundleCommand(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return keygenCommand(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "mlnode: unknown command %q\n\n%s", args[0], usage)
 	return 2

@@ -668,3 +668,27 @@ func TestBinary_ModelBundleLifecycle(t *testing.T) {
 		t.Fatalf("history: %s", hist)
 	}
 }
+
+// The README's model walkthrough with the mlnode CLI against the binary.
+func TestBinary_READMEModelWalkthrough(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	if _, err := os.Stat("../../examples/build/logreg_c.wasm"); err != nil {
+		t.Fatalf("%v (run `make examples`)", err)
+	}
+	n := startNode(t, t.TempDir())
+	cmd := exec.Command("bash", "examples/model-walkthrough.sh")
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "MLNODE_URL="+n.url, "MLNODE_TOKEN="+n.token, "MLNODE_BIN="+binPath)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("model walkthrough failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"version":2,"alias":"production","outputs":{"p_churn":`, `"action":"rollback","version":1,"previous":2`,
+		`"version":1,"alias":"production","outputs"`, `"valid":true`} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("walkthrough output lacks %s:\n%s", want, out)
+		}
+	}
+}
