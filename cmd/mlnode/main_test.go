@@ -1,8 +1,10 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -662,6 +664,27 @@ func TestBinary_ModelBundleLifecycle(t *testing.T) {
 	if status, body, _ := n.call("POST", "/api/v1/models", "application/gzip", archive); status != 422 || !strings.Contains(string(body), "sample") {
 		t.Fatalf("bad sample: %d %s", status, body)
 	}
+	// A manifest naming a feature that does not exist, and a signature that
+	// does not match the bundle: refused, nothing stored.
+	ghostDir := t.TempDir()
+	ghost := map[string]any{"name": "churn", "abi": "mlnode/v1", "module": "model.wasm", "inputs": append([]string{"user_feats:nope"}, inputs[1:]...), "outputs": []string{"p"}}
+	raw, _ = json.Marshal(ghost)
+	os.WriteFile(filepath.Join(ghostDir, "manifest.json"), raw, 0o600)
+	os.WriteFile(filepath.Join(ghostDir, "model.wasm"), wasmBytes, 0o600)
+	archive, _ = bundle.Build(ghostDir)
+	if status, body, _ := n.call("POST", "/api/v1/models", "application/gzip", archive); status != 404 || !strings.Contains(string(body), `"field":"inputs[0]"`) {
+		t.Fatalf("unknown feature: %d %s", status, body)
+	}
+	signedElsewhere := build("signed for another bundle", true)
+	sb, _ := bundle.Open(bytes.NewReader(signedElsewhere), bundle.Limits{})
+	tampered, _ := bundle.Open(bytes.NewReader(build("tampered", false)), bundle.Limits{})
+	forged := tarGz(t, map[string][]byte{"manifest.json": tampered.RawManifest, "model.wasm": wasmBytes, "signature.ed25519": sb.Signature})
+	if status, body, _ := n.call("POST", "/api/v1/models", "application/gzip", forged); status != 400 || !strings.Contains(string(body), "signature") {
+		t.Fatalf("forged signature: %d %s", status, body)
+	}
+	if v := n.mustCall("GET", "/api/v1/models/churn", nil, 200); !strings.Contains(string(v), `"latest_version":2`) {
+		t.Fatalf("a refused upload made a version: %s", v)
+	}
 	n.mustCall("POST", "/api/v1/models/churn/aliases/staging/rollback", nil, 409) // nothing before version 1
 	hist := n.mustCall("GET", "/api/v1/models/churn/aliases/production/history", nil, 200)
 	if !strings.Contains(string(hist), `"action":"set"`) {
@@ -691,4 +714,21 @@ func TestBinary_READMEModelWalkthrough(t *testing.T) {
 			t.Fatalf("walkthrough output lacks %s:\n%s", want, out)
 		}
 	}
+}
+
+// tarGz writes files into a .tar.gz by hand, as another toolchain would.
+func tarGz(t *testing.T, files map[string][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, data := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
 }
