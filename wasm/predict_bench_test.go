@@ -31,7 +31,8 @@ func BenchmarkPredictInProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	svc := wasm.NewService(rt, s)
+	svc := wasm.NewService(rt, s, 0)
+	defer svc.Close()
 	if _, err := s.CreateEntity(ctx, &appliance.Entity{Name: "user", JoinKeys: []string{"user_id"}, ValueType: "string"}); err != nil {
 		b.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package wasm
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mlnode/mlnode/appliance"
@@ -18,8 +20,17 @@ type Service struct {
 	modules appliance.ModuleStore
 
 	mu     sync.Mutex
-	loaded map[serviceKey]*Module
+	loaded map[serviceKey]*loadedModule
 	rows   sync.Pool // *[]RowValue scratch for row transforms
+
+	idle   time.Duration
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type loadedModule struct {
+	m        *Module
+	lastUsed atomic.Int64 // unix nanoseconds
 }
 
 type serviceKey struct {
@@ -28,10 +39,68 @@ type serviceKey struct {
 	limits    Limits
 }
 
-// NewService returns a Service over rt and a module store.
-func NewService(rt *Runtime, modules appliance.ModuleStore) *Service {
-	return &Service{rt: rt, modules: modules, loaded: map[serviceKey]*Module{},
+// NewService returns a Service over rt and a module store. Modules unused
+// for idle (default 10 minutes) are unloaded, releasing their instances:
+// a version no alias points to any more stops holding memory, and is
+// loaded again (from the compilation cache) if someone calls it.
+func NewService(rt *Runtime, modules appliance.ModuleStore, idle time.Duration) *Service {
+	if idle <= 0 {
+		idle = 10 * time.Minute
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{rt: rt, modules: modules, loaded: map[serviceKey]*loadedModule{}, idle: idle, cancel: cancel, done: make(chan struct{}),
 		rows: sync.Pool{New: func() any { return new([]RowValue) }}}
+	go s.evict(ctx)
+	return s
+}
+
+// Close stops the eviction goroutine. The runtime is closed by its owner.
+func (s *Service) Close() {
+	s.cancel()
+	<-s.done
+}
+
+func (s *Service) evict(ctx context.Context) {
+	defer close(s.done)
+	tick := time.NewTicker(min(s.idle/2, time.Minute))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		// The runtime unloads by digest, every pool of it: a digest goes
+		// only when all its pools (shapes, limits) are idle.
+		cutoff := time.Now().Add(-s.idle).UnixNano()
+		busy := map[string]bool{}
+		s.mu.Lock()
+		for k, lm := range s.loaded {
+			if lm.lastUsed.Load() >= cutoff {
+				busy[k.digest] = true
+			}
+		}
+		var stale []string
+		for k := range s.loaded {
+			if !busy[k.digest] {
+				delete(s.loaded, k)
+				if !slices.Contains(stale, k.digest) {
+					stale = append(stale, k.digest)
+				}
+			}
+		}
+		s.mu.Unlock()
+		for _, digest := range stale {
+			s.rt.Unload(digest)
+		}
+	}
+}
+
+// Loaded reports how many module pools the service holds (tests).
+func (s *Service) Loaded() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.loaded)
 }
 
 // InspectModule implements appliance.ModuleInspector.
@@ -54,26 +123,30 @@ func (s *Service) InspectModule(ctx context.Context, wasm []byte) (*appliance.Mo
 // from the store the first time.
 func (s *Service) module(ctx context.Context, ref string, nIn, nOut int, limits Limits) (*Module, error) {
 	key := serviceKey{strings.TrimPrefix(ref, "sha256:"), nIn, nOut, limits}
+	now := time.Now().UnixNano()
 	s.mu.Lock()
-	m, ok := s.loaded[key]
+	lm, ok := s.loaded[key]
 	s.mu.Unlock()
 	if ok {
-		return m, nil
+		lm.lastUsed.Store(now)
+		return lm.m, nil
 	}
 	wasm, err := s.modules.ModuleBytes(ctx, key.digest)
 	if err != nil {
 		return nil, err
 	}
-	m, err = s.rt.Load(ctx, wasm, limits, nIn, nOut)
+	m, err := s.rt.Load(ctx, wasm, limits, nIn, nOut)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if have, ok := s.loaded[key]; ok {
-		return have, nil // a concurrent first use won; the runtime shares the compiled code
+		return have.m, nil // a concurrent first use won; Load returned the same pool
 	}
-	s.loaded[key] = m
+	lm = &loadedModule{m: m}
+	lm.lastUsed.Store(now)
+	s.loaded[key] = lm
 	return m, nil
 }
 

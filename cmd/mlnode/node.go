@@ -35,6 +35,7 @@ type Main struct {
 
 	Store    *store.Store
 	Wasm     *wasm.Runtime
+	modules  *wasm.Service
 	HTTP     *httpapi.Server
 	listener net.Listener
 	serveErr chan error
@@ -79,7 +80,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open wasm runtime: %w", err)
 	}
-	modules := wasm.NewService(m.Wasm, m.Store)
+	m.modules = wasm.NewService(m.Wasm, m.Store, 0)
+	modules := m.modules
 	trusted, err := loadTrustedKeys(m.Config.TrustedKeys)
 	if err != nil {
 		return err
@@ -231,6 +233,10 @@ func (m *Main) Close() error {
 	}
 	if m.pprof != nil {
 		_ = m.pprof.Close()
+	}
+	if m.modules != nil {
+		m.modules.Close()
+		m.modules = nil
 	}
 	if m.Wasm != nil {
 		if err := m.Wasm.Close(context.Background()); err != nil && firstErr == nil {

@@ -1,0 +1,51 @@
+package wasm_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/store"
+	"github.com/mlnode/mlnode/store/storetest"
+	"github.com/mlnode/mlnode/wasm"
+)
+
+// Modules nobody calls any more are released, and load again on use.
+func TestService_ReleasesIdleModules(t *testing.T) {
+	ctx := context.Background()
+	raw, err := os.ReadFile("../examples/build/logreg_c.wasm")
+	if err != nil {
+		t.Fatalf("%v: run `make examples`", err)
+	}
+	s := storetest.Open(t, store.Options{})
+	if _, err := s.PutModule(ctx, &appliance.Module{Kinds: []string{appliance.KindModel}}, raw); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := wasm.Open(ctx, wasm.Options{InitTimeout: time.Minute, DefaultTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	svc := wasm.NewService(rt, s, 50*time.Millisecond)
+	defer svc.Close()
+	ref := "sha256:" + appliance.ModuleDigest(raw)
+	in, out := make([]float64, 32), make([]float64, 1)
+	if err := svc.Predict(ctx, ref, appliance.ModuleLimits{}, in, out); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Loaded() != 1 {
+		t.Fatalf("loaded %d", svc.Loaded())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for svc.Loaded() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an idle module was not released")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := svc.Predict(ctx, ref, appliance.ModuleLimits{}, in, out); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
