@@ -3,6 +3,7 @@ package appliance_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -170,3 +171,21 @@ func FuzzParseFeatureRef(f *testing.F) {
 		}
 	})
 }
+
+func TestPredictionLog_IsValidJSON(t *testing.T) {
+	var got []byte
+	p := &appliance.Predictor{Telemetry: sinkFunc(func(kind string, data []byte) bool { got = data; return true })}
+	_ = p
+	for _, s := range []string{"plain", "quote\"and\\\\", "ctl\x00\x1f", "ünï", "bad\xff"} {
+		b := appliance.AppendJSONStringForTest(nil, s)
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%q encoded as %s: %v", s, b, err)
+		}
+	}
+	_ = got
+}
+
+type sinkFunc func(kind string, data []byte) bool
+
+func (f sinkFunc) Append(kind string, data []byte) bool { return f(kind, data) }

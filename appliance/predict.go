@@ -44,17 +44,19 @@ type Prediction struct {
 }
 
 // PredictionLog is what the telemetry buffer keeps of each prediction.
+// Inputs and outputs are in the order of the version's manifest (its
+// inputs and outputs lists): a log line stays small and cheap to write.
 type PredictionLog struct {
-	RequestID string             `json:"request_id"`
-	Time      time.Time          `json:"time"`
-	Model     string             `json:"model"`
-	Version   int                `json:"version"`
-	Alias     string             `json:"alias,omitempty"`
-	EntityKey map[string]string  `json:"entity,omitempty"`
-	Unit      string             `json:"unit,omitempty"`
-	Inputs    map[string]float64 `json:"inputs"`
-	Outputs   map[string]float64 `json:"outputs"`
-	LatencyUS int64              `json:"latency_us"`
+	RequestID string            `json:"request_id"`
+	Time      time.Time         `json:"time"`
+	Model     string            `json:"model"`
+	Version   int               `json:"version"`
+	Alias     string            `json:"alias,omitempty"`
+	EntityKey map[string]string `json:"entity,omitempty"`
+	Unit      string            `json:"unit,omitempty"`
+	Inputs    []float64         `json:"inputs"`
+	Outputs   []float64         `json:"outputs"`
+	LatencyUS int64             `json:"latency_us"`
 }
 
 // Predictor is the predict flow: resolve the version, read its inputs from
@@ -167,7 +169,7 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 		res.Outputs[name] = out[i]
 	}
 	if p.Telemetry != nil {
-		p.log(req, mv, alias, plan, in, res, time.Since(start))
+		p.log(req, mv, alias, in, out, res.RequestID, time.Since(start))
 	}
 	return res, nil
 }
@@ -332,20 +334,75 @@ func (p *Predictor) now() time.Time {
 	return time.Now()
 }
 
-func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, plan *inputPlan, in []float64, res *Prediction, took time.Duration) {
-	rec := PredictionLog{RequestID: res.RequestID, Time: p.now().UTC(), Model: mv.Model, Version: mv.Version, Alias: alias,
-		Unit: req.Unit, Inputs: make(map[string]float64, len(in)), Outputs: res.Outputs, LatencyUS: took.Microseconds()}
-	for i, src := range plan.inputs {
-		rec.Inputs[src.ref] = in[i]
+// log appends the prediction to the telemetry buffer. It is on every
+// request's path, so the JSON is written by hand: no maps, no reflection.
+func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, in, out []float64, requestID string, took time.Duration) {
+	b := make([]byte, 0, 256+len(in)*12)
+	b = append(b, `{"request_id":`...)
+	b = appendJSONString(b, requestID)
+	b = append(b, `,"time":"`...)
+	b = p.now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","model":`...)
+	b = appendJSONString(b, mv.Model)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(mv.Version), 10)
+	if alias != "" {
+		b = append(b, `,"alias":`...)
+		b = appendJSONString(b, alias)
 	}
 	if len(req.Entities) > 0 {
-		rec.EntityKey = make(map[string]string, len(req.Entities))
+		b = append(b, `,"entity":{`...)
+		first := true
 		for k, v := range req.Entities {
-			rec.EntityKey[k] = strings.Trim(string(v), `"`)
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, strings.Trim(string(v), `"`))
+		}
+		b = append(b, '}')
+	}
+	if req.Unit != "" {
+		b = append(b, `,"unit":`...)
+		b = appendJSONString(b, req.Unit)
+	}
+	b = appendFloats(append(b, `,"inputs":`...), in)
+	b = appendFloats(append(b, `,"outputs":`...), out)
+	b = append(b, `,"latency_us":`...)
+	b = strconv.AppendInt(b, took.Microseconds(), 10)
+	b = append(b, '}')
+	p.Telemetry.Append("prediction", b)
+}
+
+// appendFloats writes a JSON array; NaN and infinities (which JSON cannot
+// hold) become null.
+func appendFloats(b []byte, fs []float64) []byte {
+	b = append(b, '[')
+	for i, f := range fs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			b = append(b, "null"...)
+			continue
+		}
+		b = strconv.AppendFloat(b, f, 'g', -1, 64)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string (strconv.Quote's escapes
+// are Go's, not JSON's, for control and non-UTF-8 bytes).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
 		}
 	}
-	data, err := json.Marshal(&rec)
-	if err == nil {
-		p.Telemetry.Append("prediction", data)
-	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

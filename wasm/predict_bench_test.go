@@ -66,7 +66,10 @@ func BenchmarkPredictInProcess(b *testing.B) {
 	if _, err := s.SetAlias(ctx, "churn", "production", mv.Version, appliance.AliasPolicy{}); err != nil {
 		b.Fatal(err)
 	}
-	p := &appliance.Predictor{Models: s, Views: s, Features: s, Runner: svc, Transforms: svc, Telemetry: s.Telemetry()}
+	p := &appliance.Predictor{Models: s, Views: s, Features: s, Runner: svc, Transforms: svc}
+	if os.Getenv("BENCH_TELEMETRY") != "off" {
+		p.Telemetry = s.Telemetry()
+	}
 	reqs := make([]*appliance.PredictRequest, 1024)
 	for i := range reqs {
 		reqs[i] = &appliance.PredictRequest{Model: "churn", Entities: map[string]json.RawMessage{"user_id": json.RawMessage(fmt.Sprintf(`"u%d"`, (i*7919)%entities))}}

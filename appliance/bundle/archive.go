@@ -60,8 +60,8 @@ func (l Limits) withDefaults() Limits {
 
 // Bundle is an opened bundle archive.
 type Bundle struct {
-	Manifest    Manifest
-	RawManifest []byte            // manifest.json as it is in the archive
+	Manifest    Manifest          // Modules holds every module's sha256 (claims checked, the rest filled in)
+	RawManifest []byte            // manifest.json as it is in the archive: what the digest and signature cover
 	Files       map[string][]byte // the modules the manifest names, by path
 	Signature   []byte            // signature.ed25519, or nil when unsigned
 }
@@ -78,7 +78,17 @@ func Open(r io.Reader, lim Limits) (*Bundle, error) {
 	lim = lim.withDefaults()
 	src := &sourceReader{r: r}
 	compressed := &capReader{r: src, left: lim.MaxCompressed, err: tooLarge("bundle", "the archive is larger than %d bytes", lim.MaxCompressed)}
-	zr, err := gzip.NewReader(bufio.NewReader(compressed))
+	br := bufio.NewReader(compressed)
+	magic, err := br.Peek(2)
+	switch {
+	case err != nil && err != io.EOF:
+		return nil, archiveError(err, src)
+	case len(magic) == 0:
+		return nil, appliance.Invalid("bundle", "the archive is empty")
+	case !bytes.Equal(magic, []byte{0x1f, 0x8b}):
+		return nil, appliance.Invalid("bundle", "not a gzip-compressed tar archive (.tar.gz)")
+	}
+	zr, err := gzip.NewReader(br)
 	if err != nil {
 		return nil, archiveError(err, src)
 	}
@@ -100,7 +110,7 @@ func Open(r io.Reader, lim Limits) (*Bundle, error) {
 // limits allow, whatever the headers claim.
 func readTar(tr *tar.Reader, lim Limits) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	seen := map[string]string{} // lower-cased path -> "file" or "directory", as written
+	seen := map[string]string{} // see checkUnique
 	var total int64
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
@@ -143,12 +153,12 @@ func readTar(tr *tar.Reader, lim Limits) (map[string][]byte, error) {
 		default:
 			return nil, appliance.Invalid("bundle", "%q is a %s; only regular files and directories are allowed", name, typeName(hdr.Typeflag))
 		}
-		max := lim.MaxFileSize
+		limit := lim.MaxFileSize
 		if name == ManifestFile {
-			max = min(max, MaxManifestSize)
+			limit = min(limit, MaxManifestSize)
 		}
-		if hdr.Size > max {
-			return nil, tooLarge(name, "is %d bytes; the limit is %d", hdr.Size, max)
+		if hdr.Size > limit {
+			return nil, tooLarge(name, "is %d bytes; the limit is %d", hdr.Size, limit)
 		}
 		if total += hdr.Size; total > lim.MaxUncompressed {
 			return nil, tooLarge("bundle", "the files add up to more than %d bytes", lim.MaxUncompressed)
@@ -284,6 +294,7 @@ func newBundle(files map[string][]byte) (*Bundle, error) {
 		}
 		b.Signature = sig
 	}
+	digests := map[string]string{}
 	for i, p := range m.ModulePaths() {
 		field := "module"
 		if i > 0 {
@@ -293,12 +304,13 @@ func newBundle(files map[string][]byte) (*Bundle, error) {
 		if !ok {
 			return nil, appliance.Invalid(field, "%q is not in the archive", p)
 		}
-		if claim, ok := m.Modules[p]; ok {
-			if got := appliance.ModuleDigest(data); got != claim {
-				return nil, appliance.Invalid(keyPath("modules", p), "%s: the manifest claims sha256 %s, the file's is %s", p, claim, got)
-			}
+		got := appliance.ModuleDigest(data)
+		if claim, ok := m.Modules[p]; ok && got != claim {
+			return nil, appliance.Invalid(keyPath("modules", p), "%s: the manifest claims sha256 %s, the file's is %s", p, claim, got)
 		}
+		digests[p] = got
 	}
+	b.Manifest.Modules = digests
 	for _, p := range sortedKeys(files) {
 		if !slices.Contains(m.ModulePaths(), p) {
 			return nil, appliance.Invalid("bundle", "%q is not named by the manifest: a bundle holds %s, %s and the modules its manifest names, nothing else", p, ManifestFile, SignatureFile)

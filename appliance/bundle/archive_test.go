@@ -24,6 +24,10 @@ func TestOpen(t *testing.T) {
 	if len(b.Files) != 2 || !bytes.Equal(b.Files["model.wasm"], wasm) {
 		t.Errorf("files: %v", b.Files)
 	}
+	// The manifest claimed no digests: Open fills them in.
+	if len(b.Manifest.Modules) != 2 || b.Manifest.Modules["model.wasm"] != appliance.ModuleDigest(wasm) {
+		t.Errorf("modules: %v", b.Manifest.Modules)
+	}
 }
 
 // What `tar -czf b.tar.gz -C dir .` writes: "./" names and directory
@@ -167,7 +171,8 @@ func TestOpen_Corrupt(t *testing.T) {
 		msg  string
 	}{
 		{"not gzip", tarOnly.Bytes(), "not a gzip-compressed tar"},
-		{"empty", nil, "truncated"},
+		{"empty", nil, "the archive is empty"},
+		{"short", []byte("hi"), "not a gzip-compressed tar"},
 		{"truncated", archive[:len(archive)/2], "truncated"},
 		{"bad checksum", flipped, "corrupt"},
 		{"garbage after the gzip stream", append(bytes.Clone(archive), "garbage!!!!!"...), "not a gzip-compressed tar"},

@@ -106,7 +106,7 @@ func TestPredict_AliasesInputsAndDefaults(t *testing.T) {
 	if r := n.do("POST", "/api/v1/predict/churn", adminSecret, "application/json", body); r.status != 422 {
 		t.Fatalf("expired inputs: %d %s", r.status, r.body)
 	}
-	if len(*logs) != 4 || (*logs)[0].Inputs["user_stats:clicks"] != 3 || (*logs)[0].Model != "churn" || (*logs)[0].EntityKey["user_id"] != "a" {
+	if len(*logs) != 4 || (*logs)[0].Inputs[0] != 3 || (*logs)[0].Model != "churn" || (*logs)[0].EntityKey["user_id"] != "a" {
 		t.Fatalf("prediction logs: %+v", *logs)
 	}
 	metrics := n.do("GET", "/metrics", adminSecret, "", nil)

@@ -23,6 +23,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/mlnode/mlnode/appliance/bundle"
 )
 
 func main() {
@@ -104,7 +107,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.StringVar(&m.Bin, "bin", "./bin/mlnode", "the mlnode `binary` to measure")
 	fs.StringVar(&m.Out, "out", "bench/out/results.md", "where to write the Markdown report")
-	fs.StringVar(&m.Phases, "phases", "read,redis,ingest", "comma-separated phases to run: read, redis, ingest")
+	fs.StringVar(&m.Phases, "phases", "read,redis,predict,ingest", "comma-separated phases to run: read, redis, predict, ingest")
 	fs.DurationVar(&m.Duration, "duration", 10*time.Second, "length of each throughput and latency measurement")
 	fs.DurationVar(&m.Warmup, "warmup", 2*time.Second, "closed-loop warm-up before each server's measurements")
 	fs.IntVar(&m.Conns, "conns", 32, "connections of the closed-loop measurements")
@@ -159,7 +162,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.report.machine()
 	started := time.Now()
-	if m.phase("read") || m.phase("redis") {
+	if m.phase("read") || m.phase("redis") || m.phase("predict") {
 		if err := m.runReads(ctx); err != nil {
 			return err
 		}
@@ -621,6 +624,11 @@ func (m *Main) runReads(ctx context.Context) error {
 		m.report.open(m.Rate, ol[0], ol[1])
 	}
 	m.stopProc(bare)
+	if m.phase("predict") {
+		if err := m.runPredict(ctx, base, pids(0)); err != nil {
+			return err
+		}
+	}
 	if m.phase("redis") {
 		mlRate, client := 0.0, ""
 		if wrkML != nil {
@@ -634,6 +642,88 @@ func (m *Main) runReads(ctx context.Context) error {
 		}
 	}
 	m.stopProc(node)
+	return nil
+}
+
+// runPredict uploads the 32-input logistic regression of examples/ (10
+// inputs from view v10, 22 request inputs with defaults) and measures
+// closed-loop predict against /get-online-features for the same entities,
+// same connections, same duration.
+func (m *Main) runPredict(ctx context.Context, base string, pids []int) error {
+	wasmBytes, err := os.ReadFile("examples/build/logreg_c.wasm")
+	if err != nil {
+		m.report.notef("predict: skipped (%v; run `make examples`).", err)
+		return nil
+	}
+	dir, err := os.MkdirTemp(m.tmp, "bundle")
+	if err != nil {
+		return err
+	}
+	inputs := make([]string, 32)
+	defaults := map[string]float64{}
+	for i := range inputs {
+		if i < 10 {
+			inputs[i] = "v10:" + featureName(i)
+		} else {
+			inputs[i] = fmt.Sprintf("request:r%d", i)
+			defaults[inputs[i]] = 0.5
+		}
+	}
+	manifest, _ := json.Marshal(map[string]any{"name": "bench", "abi": "mlnode/v1", "module": "model.wasm",
+		"inputs": inputs, "outputs": []string{"p"}, "defaults": defaults})
+	os.WriteFile(filepath.Join(dir, "manifest.json"), manifest, 0o600)
+	os.WriteFile(filepath.Join(dir, "model.wasm"), wasmBytes, 0o600)
+	archive, err := bundle.Build(dir)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if _, err := call(ctx, "POST", base+"/api/v1/models", "application/gzip", archive, 201, 200); err != nil {
+		return err
+	}
+	if _, err := call(ctx, "PUT", base+"/api/v1/models/bench/aliases/production", "application/json", []byte(`{"version":1}`), 200); err != nil {
+		return err
+	}
+	one := []byte(`{"entities":{"user_id":"` + string(appendEntityID(nil, 1)) + `"}}`)
+	if _, err := call(ctx, "POST", base+"/api/v1/predict/bench", "application/json", one, 200); err != nil {
+		return err
+	}
+	m.report.notef("predict: upload to first prediction of a %d-byte bundle in %s.", len(archive), time.Since(t0).Round(time.Millisecond))
+	logf("predict phase: closed loop, predict vs get-online-features (1 × 10), %d connections, %s each", m.Conns, m.Duration)
+	bodies := make([][]byte, 8192)
+	rng := rand.New(rand.NewPCG(3, 5))
+	for i := range bodies {
+		bodies[i] = []byte(`{"entities":{"user_id":"` + string(appendEntityID(nil, rng.IntN(m.Entities))) + `"}}`)
+	}
+	header := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + token}}
+	predictTargeter := func(t *vegeta.Target) error {
+		t.Method, t.URL, t.Header = "POST", base+"/api/v1/predict/bench", header.Clone()
+		t.Body = bodies[rand.IntN(len(bodies))]
+		return nil
+	}
+	newAttacker := func() *vegeta.Attacker {
+		return vegeta.NewAttacker(vegeta.Workers(uint64(m.Conns)), vegeta.MaxWorkers(uint64(m.Conns)),
+			vegeta.Connections(m.Conns), vegeta.MaxConnections(m.Conns), vegeta.KeepAlive(true), vegeta.Timeout(10*time.Second))
+	}
+	m.attack(ctx, newAttacker(), predictTargeter, vegeta.Rate{Freq: 0}, m.Warmup)
+	m.cpu.begin(pids)
+	pr, err := m.attack(ctx, newAttacker(), predictTargeter, vegeta.Rate{Freq: 0}, m.Duration)
+	if err != nil {
+		return err
+	}
+	pr.cpu = m.cpu.end()
+	m.cpu.begin(pids)
+	or, err := m.closedLoop(ctx, base+"/get-online-features", "v10", 10, m.Duration)
+	if err != nil {
+		return err
+	}
+	or.cpu = m.cpu.end()
+	ratio := pr.rps / or.rps
+	m.report.row("Closed loop (vegeta): predict (10 stored + 22 default inputs, C logistic regression) vs get-online-features 1×10: req/s",
+		fmt.Sprintf("%.0f", pr.rps), fmt.Sprintf("%.0f (get-online-features)", or.rps), fmt.Sprintf("%.2f", ratio), "ratio ≥ 0.7", verdict(ratio >= 0.7))
+	m.report.row("… p50 / p99", ms(pr.p50)+" / "+ms(pr.p99), ms(or.p50)+" / "+ms(or.p99), "", "", "")
+	m.report.detail("closed loop vegeta predict", pr)
+	m.report.detail("closed loop vegeta get-online-features (predict phase)", or)
 	return nil
 }
 

@@ -1,0 +1,4 @@
+package appliance
+
+// AppendJSONStringForTest exposes appendJSONString to the external tests.
+var AppendJSONStringForTest = appendJSONString
