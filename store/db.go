@@ -50,18 +50,21 @@ var (
 
 // Options configures a Store. Zero values take the defaults.
 type Options struct {
-	LockTimeout      time.Duration // default 3s
-	Codec            Codec         // default PlainCodec
-	Metrics          *metrics.Set  // where the store registers its metrics; nil: none exported
-	Logger           *slog.Logger
-	Now              func() time.Time
-	MaxWriteGroup    int           // write functions per transaction, default 256
-	TelemetryBuffer  int           // records held before drops, default 65536
-	TelemetryFlush   time.Duration // default 1s
-	IdempotencyTTL   time.Duration // how long a stored answer is replayed, default 24h
-	JanitorInterval  time.Duration // how often expired idempotency answers are purged, default 10m
-	InitialMmapBytes int           // default 256 MiB
-	Compaction       CompactionOptions
+	LockTimeout     time.Duration // default 3s
+	Codec           Codec         // default PlainCodec
+	Metrics         *metrics.Set  // where the store registers its metrics; nil: none exported
+	Logger          *slog.Logger
+	Now             func() time.Time
+	MaxWriteGroup   int           // write functions per transaction, default 256
+	TelemetryBuffer int           // records held before drops, default 65536
+	TelemetryFlush  time.Duration // default 1s
+	IdempotencyTTL  time.Duration // how long a stored answer is replayed, default 24h
+	JanitorInterval time.Duration // how often expired idempotency answers and telemetry are purged, default 10m
+	// TelemetryRetention is how long prediction and exposure logs are
+	// kept, default 30 days.
+	TelemetryRetention time.Duration
+	InitialMmapBytes   int // default 256 MiB
+	Compaction         CompactionOptions
 }
 
 // Store is mlnode's storage, one bbolt file. It implements
@@ -133,6 +136,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = 24 * time.Hour
+	}
+	if opts.TelemetryRetention <= 0 {
+		opts.TelemetryRetention = 30 * 24 * time.Hour
 	}
 	if opts.JanitorInterval <= 0 {
 		opts.JanitorInterval = 10 * time.Minute
@@ -246,6 +252,18 @@ func (s *Store) runJanitor(ctx context.Context) {
 				break
 			}
 			if n < 1000 {
+				break
+			}
+		}
+		for {
+			n, err := s.telemetry.purge(ctx, s.opts.TelemetryRetention, 10000)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("purge telemetry", "err", err)
+				}
+				break
+			}
+			if n < 10000 {
 				break
 			}
 		}

@@ -55,3 +55,42 @@ func TestStore_Janitor_PurgesExpiredIdempotencyAnswers(t *testing.T) {
 		t.Fatal("the live answer was purged")
 	}
 }
+
+func TestTelemetry_RetentionDropsOldFlushes(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, err := Open(ctx, t.TempDir(), Options{Now: clock, TelemetryFlush: time.Hour, JanitorInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tel := s.Telemetry()
+	count := func() int {
+		n := 0
+		tel.Read("prediction", 0, func(uint64, []byte) bool { n++; return true })
+		return n
+	}
+	for range 3 {
+		tel.Append("prediction", []byte(`{"old":true}`))
+	}
+	tel.flush()
+	mu.Lock()
+	now = now.Add(40 * 24 * time.Hour)
+	mu.Unlock()
+	for range 2 {
+		tel.Append("prediction", []byte(`{"new":true}`))
+	}
+	tel.flush()
+	if count() != 5 {
+		t.Fatalf("%d records before the purge", count())
+	}
+	n, err := tel.purge(ctx, 30*24*time.Hour, 1000)
+	if err != nil || n != 3 || count() != 2 {
+		t.Fatalf("purge deleted %d (%v); %d left, want 2", n, err, count())
+	}
+	if n, _ := tel.purge(ctx, 30*24*time.Hour, 1000); n != 0 {
+		t.Fatalf("a second purge deleted %d", n)
+	}
+}

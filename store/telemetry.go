@@ -1,7 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,6 +108,7 @@ func (t *Telemetry) flush() {
 	}
 	err := t.s.update(context.Background(), func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketTelemetry)
+		last := map[string]uint64{}
 		for _, r := range batch {
 			b, err := root.CreateBucketIfNotExists([]byte(r.kind))
 			if err != nil {
@@ -118,6 +122,20 @@ func (t *Telemetry) flush() {
 			if err := b.Put(u64(seq), t.s.codec.Seal(nil, r.data)); err != nil {
 				return err
 			}
+			last[r.kind] = seq
+		}
+		// A mark per flush and kind: time → last sequence, so that
+		// retention drops whole flushes without decoding records.
+		now := uint64(t.s.now().UnixNano())
+		for kind, seq := range last {
+			marks, err := root.CreateBucketIfNotExists([]byte(kind + marksSuffix))
+			if err != nil {
+				return err
+			}
+			marks.FillPercent = 1
+			if err := marks.Put(u64(now), u64(seq)); err != nil {
+				return err
+			}
 		}
 		return nil
 	}, nil)
@@ -128,6 +146,61 @@ func (t *Telemetry) flush() {
 		return
 	}
 	t.written.Add(len(batch))
+}
+
+// marksSuffix names the bucket of a kind's flush marks (kinds are plain
+// identifiers, so no kind can collide with it).
+const marksSuffix = "#marks"
+
+// purge deletes the records of flushes older than the retention, at most
+// limit records per call, and reports how many it deleted.
+func (t *Telemetry) purge(ctx context.Context, retention time.Duration, limit int) (int, error) {
+	cutoff := uint64(t.s.now().Add(-retention).UnixNano())
+	deleted := 0
+	err := t.s.update(ctx, func(tx *bolt.Tx) error {
+		deleted = 0
+		root := tx.Bucket(bucketTelemetry)
+		var kinds []string
+		_ = root.ForEachBucket(func(k []byte) error {
+			if name, ok := strings.CutSuffix(string(k), marksSuffix); ok {
+				kinds = append(kinds, name)
+			}
+			return nil
+		})
+		for _, kind := range kinds {
+			marks, records := root.Bucket([]byte(kind+marksSuffix)), root.Bucket([]byte(kind))
+			if records == nil {
+				continue
+			}
+			var upTo uint64
+			var oldMarks [][]byte
+			c := marks.Cursor()
+			for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) < cutoff; k, v = c.Next() {
+				upTo = binary.BigEndian.Uint64(v)
+				oldMarks = append(oldMarks, bytes.Clone(k))
+			}
+			var keys [][]byte
+			rc := records.Cursor()
+			for k, _ := rc.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo && deleted+len(keys) < limit; k, _ = rc.Next() {
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				if err := records.Delete(k); err != nil {
+					return err
+				}
+			}
+			deleted += len(keys)
+			if k, _ := records.Cursor().First(); k == nil || binary.BigEndian.Uint64(k) > upTo {
+				for _, m := range oldMarks {
+					if err := marks.Delete(m); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}, nil)
+	return deleted, err
 }
 
 // Read calls fn for each stored record of a kind after sequence after, in

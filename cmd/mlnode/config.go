@@ -33,6 +33,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	LockTimeout     time.Duration `yaml:"lock_timeout"`
 	PprofAddr       string        `yaml:"pprof_addr"`
+	// TelemetryRetention is how long prediction logs are kept.
+	TelemetryRetention time.Duration `yaml:"telemetry_retention"`
 
 	ModuleBodyLimit ByteSize `yaml:"module_body_limit"`
 	BundleBodyLimit ByteSize `yaml:"bundle_body_limit"`
@@ -50,14 +52,15 @@ type Config struct {
 // DefaultConfig is what a node runs with when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:         "./data",
-		Addr:            "127.0.0.1:8080",
-		IngestBodyLimit: 256 << 20,
-		JSONBodyLimit:   16 << 20,
-		LogLevel:        "info",
-		LogFormat:       "text",
-		ShutdownTimeout: 30 * time.Second,
-		LockTimeout:     3 * time.Second,
+		DataDir:            "./data",
+		Addr:               "127.0.0.1:8080",
+		IngestBodyLimit:    256 << 20,
+		JSONBodyLimit:      16 << 20,
+		LogLevel:           "info",
+		LogFormat:          "text",
+		ShutdownTimeout:    30 * time.Second,
+		LockTimeout:        3 * time.Second,
+		TelemetryRetention: 30 * 24 * time.Hour,
 
 		ModuleBodyLimit:    64 << 20,
 		BundleBodyLimit:    64 << 20,
@@ -184,6 +187,7 @@ func bindFlags(fs *flag.FlagSet, cfg *Config) {
 		cfg.WasmMaxMemoryPages = uint32(n)
 		return nil
 	})
+	fs.DurationVar(&cfg.TelemetryRetention, "telemetry-retention", cfg.TelemetryRetention, "how long prediction logs are kept (env MLNODE_TELEMETRY_RETENTION)")
 	fs.DurationVar(&cfg.WasmTimeout, "wasm-timeout", cfg.WasmTimeout, "deadline of one call into a module (env MLNODE_WASM_TIMEOUT)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGTERM (env MLNODE_SHUTDOWN_TIMEOUT)")
 }
@@ -233,6 +237,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WasmTimeout <= 0 {
 		return &ConfigError{Field: "wasm_timeout", Value: c.WasmTimeout.String(), Err: errors.New("must be positive")}
+	}
+	if c.TelemetryRetention <= 0 {
+		return &ConfigError{Field: "telemetry_retention", Value: c.TelemetryRetention.String(), Err: errors.New("must be positive")}
 	}
 	if c.ShutdownTimeout <= 0 {
 		return &ConfigError{Field: "shutdown_timeout", Value: c.ShutdownTimeout.String(), Err: errors.New("must be positive")}

@@ -65,6 +65,7 @@ func (m *Main) Run(ctx context.Context) error {
 	var err error
 	m.Store, err = store.Open(ctx, m.Config.DataDir, store.Options{
 		LockTimeout: m.Config.LockTimeout, Metrics: set, Logger: m.log.With("component", "store"),
+		TelemetryRetention: m.Config.TelemetryRetention,
 	})
 	if err != nil {
 		return err
