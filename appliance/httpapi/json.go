@@ -78,7 +78,19 @@ func (s *Server) readBody(c *fiber.Ctx) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := io.ReadAll(r)
+	// A declared length sizes the buffer once (the limit was checked).
+	var b []byte
+	if n := c.Request().Header.ContentLength(); n > 0 {
+		b = make([]byte, n)
+		var got int
+		got, err = io.ReadFull(r, b)
+		b = b[:got]
+		if err == io.ErrUnexpectedEOF {
+			err = nil // a shorter body than declared: the parser reports it
+		}
+	} else {
+		b, err = io.ReadAll(r)
+	}
 	if err != nil {
 		if appliance.ErrorCode(err) == appliance.ETOOLARGE {
 			return nil, err

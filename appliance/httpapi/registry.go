@@ -328,5 +328,6 @@ func (s *Server) revokeToken(c *fiber.Ctx) error {
 	if err := s.svc.Tokens.RevokeToken(c.UserContext(), copyString(c.Params("name"))); err != nil {
 		return err
 	}
+	s.forgetTokens()
 	return c.SendStatus(fiber.StatusNoContent)
 }

@@ -70,6 +70,9 @@ type Server struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 
+	tokenCache sync.Map // secret → *cachedToken
+	tokenCount atomic.Int64
+
 	plans     sync.Map // feature list → *readPlan
 	planCount atomic.Int64
 	predM     sync.Map // predictionKey → *predictionMetrics
@@ -197,7 +200,7 @@ func (s *Server) auth(need appliance.Role) fiber.Handler {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlnode"`)
 			return &appliance.Error{Code: appliance.EUNAUTHORIZED, Field: "Authorization", Message: "a bearer token is required: Authorization: Bearer <token>"}
 		}
-		tok, err := s.svc.Tokens.Authenticate(c.UserContext(), secret)
+		tok, err := s.authenticate(c, secret)
 		if err != nil {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="mlnode", error="invalid_token"`)
 			return err
@@ -211,9 +214,46 @@ func (s *Server) auth(need appliance.Role) fiber.Handler {
 	}
 }
 
+// authenticate asks the token service, remembering answers for a second:
+// hashing the secret on every request is the middleware's largest cost.
+// Revoking through this server empties the cache at once; the second bounds
+// anything else.
+func (s *Server) authenticate(c *fiber.Ctx, secret string) (*appliance.Token, error) {
+	now := time.Now().UnixNano()
+	if v, ok := s.tokenCache.Load(secret); ok {
+		if e := v.(*cachedToken); now-e.at < int64(time.Second) {
+			return e.tok, nil
+		}
+	}
+	tok, err := s.svc.Tokens.Authenticate(c.UserContext(), secret)
+	if err != nil {
+		return nil, err
+	}
+	if s.tokenCount.Load() < 1024 {
+		if _, loaded := s.tokenCache.Swap(copyString(secret), &cachedToken{tok: tok, at: now}); !loaded {
+			s.tokenCount.Add(1)
+		}
+	}
+	return tok, nil
+}
+
+// forgetTokens empties the cache: a revoked token fails on the next request.
+func (s *Server) forgetTokens() {
+	s.tokenCache.Range(func(k, _ any) bool {
+		s.tokenCache.Delete(k)
+		return true
+	})
+	s.tokenCount.Store(0)
+}
+
+type cachedToken struct {
+	tok *appliance.Token
+	at  int64
+}
+
 type routeKey struct {
-	route, method string
-	status        int
+	route  *fiber.Route // stable per route: its pattern and method
+	status int
 }
 
 type routeMetrics struct {
@@ -240,11 +280,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			_ = c.SendStatus(fiber.StatusInternalServerError)
 		}
 	}
-	route := c.Route().Path
-	if c.Response().StatusCode() == fiber.StatusNotFound && route == "/" {
-		route = "unmatched"
-	}
-	m := s.routeMetrics(routeKey{route, c.Method(), c.Response().StatusCode()})
+	m := s.routeMetrics(routeKey{c.Route(), c.Response().StatusCode()})
 	m.requests.Inc()
 	m.latency.UpdateDuration(start)
 	return nil
@@ -254,7 +290,11 @@ func (s *Server) routeMetrics(k routeKey) *routeMetrics {
 	if m, ok := s.reqM.Load(k); ok {
 		return m.(*routeMetrics)
 	}
-	labels := fmt.Sprintf(`{route=%q,method=%q,status="%d"}`, k.route, k.method, k.status)
+	route := k.route.Path
+	if k.status == fiber.StatusNotFound && route == "/" {
+		route = "unmatched"
+	}
+	labels := fmt.Sprintf(`{route=%q,method=%q,status="%d"}`, route, k.route.Method, k.status)
 	m := &routeMetrics{
 		requests: s.set.GetOrCreateCounter("mlnode_http_requests_total" + labels),
 		latency:  s.set.GetOrCreatePrometheusHistogram("mlnode_http_request_duration_seconds" + labels),
