@@ -283,19 +283,7 @@ func ParseInput(field, s string) (Input, error) {
 // bytes. Unlike feature names, '-' is allowed: model names appear in URLs
 // and people name models "churn-v2".
 func ValidateModelName(field, name string) error {
-	if name == "" {
-		return appliance.Invalid(field, "is required")
-	}
-	if len(name) > maxNameLen {
-		return appliance.Invalid(field, "%q is longer than %d bytes", name, maxNameLen)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '_' || c == '-')) {
-			return appliance.Invalid(field, "%q must match [a-z][a-z0-9_-]*", name)
-		}
-	}
-	return nil
+	return appliance.ValidateModelName(field, name)
 }
 
 // validPath checks a path inside the archive: relative, slash-separated,
