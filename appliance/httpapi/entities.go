@@ -262,27 +262,12 @@ func parseFeastRequest(body []byte, req *feastRequest) error {
 			if p.null() {
 				break
 			}
-			if !p.consume('[') {
-				return appliance.Invalid("features", "must be a list of \"view:feature\" strings")
+			// Only checked here; the strings are read on a plan-cache miss
+			// (feastRequest.features), so a cached request allocates none.
+			if err := p.checkStringArray(); err != nil {
+				return err
 			}
-			p.ws()
-			if !p.consume(']') {
-				for {
-					p.ws()
-					s, err := p.str()
-					if err != nil {
-						return appliance.Invalid("features", "must be a list of \"view:feature\" strings")
-					}
-					req.Features = append(req.Features, s)
-					p.ws()
-					if p.consume(']') {
-						break
-					}
-					if !p.consume(',') {
-						return p.syntax("',' or ']'")
-					}
-				}
-			}
+			req.featuresRaw = p.b[start:p.i]
 		case "feature_service":
 			if p.null() {
 				break
@@ -319,6 +304,99 @@ func parseFeastRequest(body []byte, req *feastRequest) error {
 		if !p.consume(',') {
 			return p.syntax("',' or '}'")
 		}
+	}
+}
+
+// checkStringArray passes over an array of JSON strings without copying
+// them.
+func (p *objScanner) checkStringArray() error {
+	bad := appliance.Invalid("features", "must be a list of \"view:feature\" strings")
+	if !p.consume('[') {
+		return bad
+	}
+	p.ws()
+	if p.consume(']') {
+		return nil
+	}
+	for {
+		p.ws()
+		if p.eof() || p.peek() != '"' {
+			return bad
+		}
+		if err := p.skipString(); err != nil {
+			return bad
+		}
+		p.ws()
+		if p.consume(']') {
+			return nil
+		}
+		if !p.consume(',') {
+			return p.syntax("',' or ']'")
+		}
+	}
+}
+
+// skipString passes over a JSON string, validating it as str does.
+func (p *objScanner) skipString() error {
+	start := p.i
+	p.i++
+	escaped := false
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '\\':
+			escaped = true
+			p.i += 2
+			continue
+		case c == '"':
+			p.i++
+			if escaped {
+				return checkEscapedString(p.b[start:p.i])
+			}
+			if !utf8.Valid(p.b[start+1 : p.i-1]) {
+				return appliance.Invalid(p.field, "string at byte %d is not valid UTF-8", start)
+			}
+			return nil
+		case c < 0x20:
+			return appliance.Invalid(p.field, "control character in string at byte %d", p.i)
+		}
+		p.i++
+	}
+	return p.syntax("the end of a string")
+}
+
+func checkEscapedString(quoted []byte) error {
+	var s string
+	if err := json.Unmarshal(quoted, &s); err != nil {
+		return appliance.Invalid("features", "bad string: %v", err)
+	}
+	return nil
+}
+
+// features reads the features list (checked already by the parser).
+func (r *feastRequest) features() ([]string, error) {
+	if r.featuresRaw == nil {
+		return nil, nil
+	}
+	p := &objScanner{b: r.featuresRaw, field: "features"}
+	p.consume('[')
+	var out []string
+	p.ws()
+	if p.consume(']') {
+		return out, nil
+	}
+	for {
+		p.ws()
+		s, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+		p.ws()
+		if p.consume(']') {
+			return out, nil
+		}
+		p.consume(',')
 	}
 }
 

@@ -53,10 +53,15 @@ func FuzzParseFeastRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		var got feastRequest
-		if parseFeastRequest(raw, &got) != nil {
+		var req feastRequest
+		if parseFeastRequest(raw, &req) != nil {
 			return
 		}
+		features, err := req.features()
+		if err != nil {
+			t.Fatalf("features of an accepted request: %v", err)
+		}
+		got := struct{ Features []string }{features}
 		var want struct {
 			Features         []string        `json:"features"`
 			FeatureService   *string         `json:"feature_service"`

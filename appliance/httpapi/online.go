@@ -23,7 +23,7 @@ const (
 // feastRequest is Feast's GetOnlineFeatures HTTP request. Unknown fields are
 // ignored, as Feast's server ignores them.
 type feastRequest struct {
-	Features         []string        `json:"features"`
+	featuresRaw      []byte          // the "features" array as sent; see features()
 	FeatureService   string          `json:"feature_service"`
 	Entities         json.RawMessage `json:"entities"`
 	FullFeatureNames bool            `json:"full_feature_names"`
@@ -62,19 +62,15 @@ type planView struct {
 // feature lists, not an unbounded stream of them.
 const maxCachedPlans = 4096
 
-func (s *Server) resolveFeatures(c *fiber.Ctx, refs []string, field string, full bool) ([]*viewRead, error) {
-	var b strings.Builder
+func (s *Server) resolveFeatures(c *fiber.Ctx, key []byte, refs func() ([]string, error), field string, full bool) ([]*viewRead, error) {
+	cache := &s.plans
 	if full {
-		b.WriteByte(1)
+		cache = &s.plansFull
 	}
-	for _, r := range refs {
-		b.WriteString(r)
-		b.WriteByte(0)
-	}
-	key := b.String()
-	var plan *readPlan
-	if cached, ok := s.plans.Load(key); ok {
-		plan = cached.(*readPlan)
+	cache.mu.RLock()
+	plan := cache.m[string(key)] // no allocation: the compiler sees the conversion in the index
+	cache.mu.RUnlock()
+	if plan != nil {
 		for _, pv := range plan.views {
 			if v, err := s.svc.Registry.FeatureView(c.UserContext(), pv.view.Name, pv.version); err != nil || v != pv.view {
 				plan = nil
@@ -83,15 +79,24 @@ func (s *Server) resolveFeatures(c *fiber.Ctx, refs []string, field string, full
 		}
 	}
 	if plan == nil {
-		var err error
-		if plan, err = s.planFeatures(c, refs, field, full); err != nil {
+		list, err := refs()
+		if err != nil {
 			return nil, err
 		}
-		if s.planCount.Load() < maxCachedPlans {
-			if _, loaded := s.plans.Swap(key, plan); !loaded {
-				s.planCount.Add(1)
-			}
+		if len(list) == 0 {
+			return nil, appliance.Invalid("features", "give \"features\" or \"feature_service\"")
 		}
+		if plan, err = s.planFeatures(c, list, field, full); err != nil {
+			return nil, err
+		}
+		cache.mu.Lock()
+		if cache.m == nil {
+			cache.m = map[string]*readPlan{}
+		}
+		if _, have := cache.m[string(key)]; have || len(cache.m) < maxCachedPlans {
+			cache.m[string(key)] = plan
+		}
+		cache.mu.Unlock()
 	}
 	reads := make([]*viewRead, len(plan.views))
 	for i := range plan.views {
@@ -99,6 +104,12 @@ func (s *Server) resolveFeatures(c *fiber.Ctx, refs []string, field string, full
 		reads[i] = &viewRead{view: pv.view, features: pv.features, names: pv.names}
 	}
 	return reads, nil
+}
+
+// planCache maps a feature list, as sent, to its resolved plan.
+type planCache struct {
+	mu sync.RWMutex
+	m  map[string]*readPlan
 }
 
 // planFeatures groups feature references by view version, in order of
@@ -160,18 +171,21 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 	if err := parseFeastRequest(body, &req); err != nil {
 		return err
 	}
-	refs, field := req.Features, "features"
+	key, field := req.featuresRaw, "features"
+	refs := func() ([]string, error) { return req.features() }
 	if req.FeatureService != "" {
 		fs, err := s.svc.Registry.FeatureService(c.UserContext(), req.FeatureService)
 		if err != nil {
 			return &appliance.Error{Code: appliance.ErrorCode(err), Field: "feature_service", Message: appliance.ErrorMessage(err)}
 		}
-		refs, field = fs.Features, "feature_service"
+		// Service names never start with '[', so they cannot meet a list.
+		key, field = []byte("service:"+fs.Name+"\x00"+strings.Join(fs.Features, "\x00")), "feature_service"
+		refs = func() ([]string, error) { return fs.Features, nil }
 	}
-	if len(refs) == 0 {
+	if len(key) == 0 || string(key) == "[]" {
 		return appliance.Invalid("features", "give \"features\" or \"feature_service\"")
 	}
-	reads, err := s.resolveFeatures(c, refs, field, req.FullFeatureNames)
+	reads, err := s.resolveFeatures(c, key, refs, field, req.FullFeatureNames)
 	if err != nil {
 		return err
 	}

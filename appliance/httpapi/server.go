@@ -73,9 +73,8 @@ type Server struct {
 	tokenCache sync.Map // secret → *cachedToken
 	tokenCount atomic.Int64
 
-	plans     sync.Map // feature list → *readPlan
-	planCount atomic.Int64
-	predM     sync.Map // predictionKey → *predictionMetrics
+	plans, plansFull planCache // by feature list, without and with full_feature_names
+	predM            sync.Map  // predictionKey → *predictionMetrics
 }
 
 // New builds the fiber app with every route.
