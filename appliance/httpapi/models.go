@@ -78,20 +78,26 @@ func (s *Server) listModelVersions(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"versions": list})
 }
 
-func (s *Server) versionParam(c *fiber.Ctx) (int, error) {
-	return pathInt("version", c.Params("version"))
+// versionTarget reads the registry, the model name and the version number
+// of a /models/{name}/versions/{version} route.
+func (s *Server) versionTarget(c *fiber.Ctx) (appliance.ModelRegistry, string, int, error) {
+	reg, err := s.models()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	v, err := pathInt("version", c.Params("version"))
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return reg, copyString(c.Params("name")), v, nil
 }
 
 func (s *Server) getModelVersion(c *fiber.Ctx) error {
-	reg, err := s.models()
+	reg, name, v, err := s.versionTarget(c)
 	if err != nil {
 		return err
 	}
-	v, err := s.versionParam(c)
-	if err != nil {
-		return err
-	}
-	mv, err := reg.ModelVersion(c.UserContext(), c.Params("name"), v)
+	mv, err := reg.ModelVersion(c.UserContext(), name, v)
 	if err != nil {
 		return err
 	}
@@ -99,31 +105,23 @@ func (s *Server) getModelVersion(c *fiber.Ctx) error {
 }
 
 func (s *Server) downloadBundle(c *fiber.Ctx) error {
-	reg, err := s.models()
+	reg, name, v, err := s.versionTarget(c)
 	if err != nil {
 		return err
 	}
-	v, err := s.versionParam(c)
-	if err != nil {
-		return err
-	}
-	b, err := reg.ModelBundle(c.UserContext(), c.Params("name"), v)
+	b, err := reg.ModelBundle(c.UserContext(), name, v)
 	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, "application/gzip")
-	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-v%d.tar.gz"`, c.Params("name"), v))
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-v%d.tar.gz"`, name, v))
 	return c.Send(b)
 }
 
 // patchModelVersion changes tags (writer) or the status (admin: archiving
 // takes a version out of service).
 func (s *Server) patchModelVersion(c *fiber.Ctx) error {
-	reg, err := s.models()
-	if err != nil {
-		return err
-	}
-	v, err := s.versionParam(c)
+	reg, name, v, err := s.versionTarget(c)
 	if err != nil {
 		return err
 	}
@@ -134,7 +132,7 @@ func (s *Server) patchModelVersion(c *fiber.Ctx) error {
 	if caller := appliance.CallerFromContext(c.UserContext()); p.Status != nil && !caller.Role.Allows(appliance.RoleAdmin) {
 		return appliance.Errorf(appliance.EFORBIDDEN, "changing a version's status needs the admin role")
 	}
-	mv, err := reg.PatchModelVersion(c.UserContext(), copyString(c.Params("name")), v, &p)
+	mv, err := reg.PatchModelVersion(c.UserContext(), name, v, &p)
 	if err != nil {
 		return err
 	}
@@ -403,18 +401,13 @@ func (s *Server) uploadModel(c *fiber.Ctx) error {
 // addSignature attaches a detached signature (the content of a
 // signature.ed25519 file) to a stored version.
 func (s *Server) addSignature(c *fiber.Ctx) error {
-	reg, err := s.models()
-	if err != nil {
-		return err
-	}
 	if s.svc.Uploader == nil {
 		return appliance.Errorf(appliance.EUNAVAILABLE, "this node does not verify signatures")
 	}
-	v, err := s.versionParam(c)
+	reg, name, v, err := s.versionTarget(c)
 	if err != nil {
 		return err
 	}
-	name := copyString(c.Params("name"))
 	mv, err := reg.ModelVersion(c.UserContext(), name, v)
 	if err != nil {
 		return err
