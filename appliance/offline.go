@@ -1,0 +1,66 @@
+package appliance
+
+import (
+	"context"
+	"io"
+)
+
+// EventCursor walks the offline events of one view version in (entity key,
+// event time, ingest sequence) order: the order a point-in-time join, an
+// export or a materialization wants. It sees the events stored when it was
+// opened; events ingested later are not part of its snapshot.
+//
+// Values are decoded only on request, so that a join can pass over the
+// events it does not need at the cost of a key comparison.
+type EventCursor interface {
+	// Next moves to the next event and reports whether there is one; at the
+	// end or on an error it returns false (see Err).
+	Next() bool
+	// SeekKey moves to the first event whose entity key is >= key and
+	// reports whether there is one. Later calls to Next continue from there.
+	SeekKey(key []byte) bool
+	// Key is the current event's entity key; valid until the next move.
+	Key() []byte
+	// EventTime is the current event's time in unix microseconds.
+	EventTime() int64
+	// Seq is the current event's ingest sequence.
+	Seq() uint64
+	// Values decodes the current event's values (one per feature of the
+	// version) into dst[:0] and returns it.
+	Values(dst []Value) ([]Value, error)
+	// Err is the error that stopped the cursor, if any.
+	Err() error
+	// Close releases the cursor; it is safe to call more than once.
+	Close() error
+}
+
+// OfflineStore reads and maintains the offline log of every view version.
+type OfflineStore interface {
+	// Events opens a cursor over a view version's events.
+	Events(ctx context.Context, view *FeatureView) (EventCursor, error)
+	// ScanIngested calls fn for every event of a view version with an
+	// ingest sequence above afterSeq, in no particular order, until fn
+	// returns false.
+	ScanIngested(ctx context.Context, view *FeatureView, afterSeq uint64, fn func(seq uint64, row Row) bool) error
+	// LastSeq is the highest ingest sequence given to any row so far.
+	LastSeq(ctx context.Context) (uint64, error)
+	// WriteOnline makes rows the online values of their entities where they
+	// are newer than (or as new as, and ingested after) what is there:
+	// "newer or equal wins". It reports how many rows it applied. The write
+	// is durable when it returns, and so is checkpoint when it is not nil:
+	// jobs commit their progress with their data.
+	WriteOnline(ctx context.Context, view *FeatureView, rows []SeqRow, checkpoint func() (jobID string, state []byte)) (int, error)
+	// DeleteEventsBefore drops a view version's offline events whose event
+	// time is before cutoff (unix microseconds): retention.
+	DeleteEventsBefore(ctx context.Context, view *FeatureView, cutoff int64) (int, error)
+	// Backup writes a consistent snapshot of the whole store to w while
+	// writes continue, and returns its size.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+}
+
+// SeqRow is a row with the ingest sequence it was given: materialization
+// needs it to break ties on event time the way ingestion does.
+type SeqRow struct {
+	Row
+	Seq uint64
+}
