@@ -16,8 +16,8 @@ type EventCursor interface {
 	// Next moves to the next event and reports whether there is one; at the
 	// end or on an error it returns false (see Err).
 	Next() bool
-	// SeekKey moves to the first event whose entity key is >= key and
-	// reports whether there is one. Later calls to Next continue from there.
+	// SeekKey makes the first event whose entity key is >= key current and
+	// reports whether there is one; Next then moves past it.
 	SeekKey(key []byte) bool
 	// Key is the current event's entity key; valid until the next move.
 	Key() []byte
