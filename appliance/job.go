@@ -51,12 +51,9 @@ type JobControl interface {
 	// Progress records rows done out of total (0 when unknown). It is cheap:
 	// the record is written at most a few times a second.
 	Progress(done, total int64)
-	// Checkpoint returns a function for OfflineStore.WriteOnline (or any
-	// store call that takes one) that commits state as the job's resume
-	// state in the same transaction as the work it covers.
-	Checkpoint(state any) func() (jobID string, state []byte)
-	// SaveCheckpoint commits state on its own, for jobs whose work is not
-	// one store transaction.
+	// SaveCheckpoint commits state as the job's resume state on its own,
+	// for jobs whose work is not a store write that can carry it (see
+	// OnlineWrite.Checkpoint).
 	SaveCheckpoint(ctx context.Context, state any) error
 }
 
@@ -102,6 +99,8 @@ type JobStore interface {
 	PutJob(ctx context.Context, j *Job) error
 	Job(ctx context.Context, id string) (*Job, error)
 	Jobs(ctx context.Context, f JobFilter) ([]*Job, error)
+	// SaveJobCheckpoint stores a job's resume state.
+	SaveJobCheckpoint(ctx context.Context, id string, state []byte) error
 	// UnfinishedJobs returns the jobs that were queued or running when the
 	// node stopped, oldest first.
 	UnfinishedJobs(ctx context.Context) ([]*Job, error)

@@ -47,15 +47,30 @@ type OfflineStore interface {
 	// WriteOnline makes rows the online values of their entities where they
 	// are newer than (or as new as, and ingested after) what is there:
 	// "newer or equal wins". It reports how many rows it applied. The write
-	// is durable when it returns, and so is checkpoint when it is not nil:
-	// jobs commit their progress with their data.
-	WriteOnline(ctx context.Context, view *FeatureView, rows []SeqRow, checkpoint func() (jobID string, state []byte)) (int, error)
+	// is durable when it returns, together with the job checkpoint and the
+	// watermark it carries: jobs commit their progress with their data.
+	WriteOnline(ctx context.Context, w *OnlineWrite) (int, error)
+	// Watermark is the ingest sequence through which a view version's
+	// events have been materialized incrementally (0: never).
+	Watermark(ctx context.Context, view *FeatureView) (uint64, error)
 	// DeleteEventsBefore drops a view version's offline events whose event
 	// time is before cutoff (unix microseconds): retention.
 	DeleteEventsBefore(ctx context.Context, view *FeatureView, cutoff int64) (int, error)
 	// Backup writes a consistent snapshot of the whole store to w while
 	// writes continue, and returns its size.
 	Backup(ctx context.Context, w io.Writer) (int64, error)
+}
+
+// OnlineWrite is one chunk of a materialization.
+type OnlineWrite struct {
+	View *FeatureView
+	Rows []SeqRow
+	// JobID, when set, has Checkpoint committed as that job's resume state
+	// in the same transaction.
+	JobID      string
+	Checkpoint []byte
+	// Watermark, when not zero, becomes the view version's watermark.
+	Watermark uint64
 }
 
 // SeqRow is a row with the ingest sequence it was given: materialization

@@ -172,7 +172,7 @@ func TestWriteOnline_NewerOrEqualWins(t *testing.T) {
 		{row("a", 101, 1, 6), 1, 6}, // newer
 	}
 	for i, st := range steps {
-		n, err := s.WriteOnline(ctx, v, []appliance.SeqRow{st.row}, nil)
+		n, err := s.WriteOnline(ctx, &appliance.OnlineWrite{View: v, Rows: []appliance.SeqRow{st.row}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,6 +82,18 @@ func (s *Store) putJobTx(tx *bolt.Tx, j *appliance.Job) error {
 	if err != nil {
 		return err
 	}
+	if j.Checkpoint == nil && !j.State.Finished() {
+		// A progress update must not roll back a checkpoint that a job's
+		// own write committed meanwhile.
+		var old appliance.Job
+		if ok, err := s.getJSON(b, key, &old); err != nil {
+			return err
+		} else if ok && old.Checkpoint != nil {
+			cp := *j
+			cp.Checkpoint = old.Checkpoint
+			j = &cp
+		}
+	}
 	return s.putJSON(b, key, j)
 }
 
@@ -209,8 +221,27 @@ func (s *Store) UnfinishedJobs(_ context.Context) ([]*appliance.Job, error) {
 	return out, err
 }
 
+// watermarks/<view key> → u64: the ingest sequence through which the view
+// version has been materialized incrementally. Created by the first write.
+var bucketWatermarks = []byte("watermarks")
+
+// Watermark implements appliance.OfflineStore.
+func (s *Store) Watermark(_ context.Context, view *appliance.FeatureView) (uint64, error) {
+	var w uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketWatermarks); b != nil {
+			if v := b.Get([]byte(view.Key())); len(v) == 8 {
+				w = binary.BigEndian.Uint64(v)
+			}
+		}
+		return nil
+	})
+	return w, err
+}
+
 // WriteOnline implements appliance.OfflineStore.
-func (s *Store) WriteOnline(ctx context.Context, view *appliance.FeatureView, rows []appliance.SeqRow, checkpoint func() (string, []byte)) (int, error) {
+func (s *Store) WriteOnline(ctx context.Context, w *appliance.OnlineWrite) (int, error) {
+	view := w.View
 	viewKey := []byte(view.Key())
 	applied := 0
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -222,8 +253,8 @@ func (s *Store) WriteOnline(ctx context.Context, view *appliance.FeatureView, ro
 		stats := tx.Bucket(bucketViewStats)
 		counts := readCounts(stats, viewKey)
 		var buf []byte
-		for i := range rows {
-			row := &rows[i]
+		for i := range w.Rows {
+			row := &w.Rows[i]
 			if old := online.Get(row.Key); old != nil {
 				plain, err := s.codec.Open(buf[:0], old)
 				if err != nil || len(plain) < 16 {
@@ -248,9 +279,17 @@ func (s *Store) WriteOnline(ctx context.Context, view *appliance.FeatureView, ro
 		if err := stats.Put(viewKey, counts.bytes()); err != nil {
 			return err
 		}
-		if checkpoint != nil {
-			id, state := checkpoint()
-			return s.saveCheckpoint(tx, id, state)
+		if w.Watermark != 0 {
+			b, err := tx.CreateBucketIfNotExists(bucketWatermarks)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(viewKey, u64(w.Watermark)); err != nil {
+				return err
+			}
+		}
+		if w.JobID != "" {
+			return s.saveCheckpoint(tx, w.JobID, w.Checkpoint)
 		}
 		return nil
 	}, nil)
