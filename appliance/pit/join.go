@@ -1,0 +1,321 @@
+// Package pit builds training sets: point-in-time correct joins of entity
+// rows against the offline log, with memory bounded whatever the input size.
+//
+// For each entity row and feature view the value is that of the latest
+// event with event time <= the row's time and not older than the view's
+// TTL, else null: Feast's semantics. Ties on event time go to the
+// later-ingested event.
+//
+// The join is a merge: entity rows sorted by (entity key, time) meet the
+// offline log, which the store yields in (entity key, time, sequence)
+// order, so each event is passed over once. Sorts spill to disk beyond the
+// memory budget. Results are re-sorted into input order, so the output has
+// the entity rows' order.
+package pit
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// Part is one view version's share of a request.
+type Part struct {
+	View     *appliance.FeatureView
+	Features []int    // indexes into View.Features, in request order
+	Names    []string // output column names
+}
+
+// Events opens cursors over the offline log.
+type Events interface {
+	Events(ctx context.Context, view *appliance.FeatureView) (appliance.EventCursor, error)
+}
+
+// Column is one output column.
+type Column struct {
+	Name  string
+	Dtype appliance.DType
+}
+
+// Options bound a join.
+type Options struct {
+	TempDir string
+	// MemoryBudget is the bytes of sort buffers a join may hold; beyond it
+	// sorts spill to TempDir. Default 256 MiB.
+	MemoryBudget int
+}
+
+// Join is a computed training set, ready to stream.
+type Join struct {
+	spool   *Spool
+	events  Events
+	parts   []Part
+	order   []int // spool columns in output order
+	cols    []Column
+	results []recordIter // per part: one record per entity row, in row order
+	stats   Stats
+}
+
+// Stats describe the work a join did.
+type Stats struct {
+	Rows          int   `json:"rows"`
+	EventsScanned int64 `json:"events_scanned"`
+	Matched       int64 `json:"matched"`
+	Spilled       bool  `json:"spilled"`
+}
+
+// Prepare joins the spooled entity rows with the parts' views. It does all
+// the work that can fail on the caller's input before any output is
+// written; Emit then streams the rows.
+func Prepare(ctx context.Context, spool *Spool, parts []Part, ev Events, opts Options) (*Join, error) {
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = 256 << 20
+	}
+	if err := spool.finish(); err != nil {
+		return nil, err
+	}
+	j := &Join{spool: spool, events: ev, parts: parts, stats: Stats{Rows: spool.rows}}
+	if err := j.schema(); err != nil {
+		return nil, err
+	}
+	// Each part gets its share of the budget, split between its two sorts.
+	share := opts.MemoryBudget / (2 * max(1, len(parts)))
+	requests := make([]*sorter, len(parts))
+	for i := range parts {
+		requests[i] = newSorter(opts.TempDir, share)
+	}
+	defer func() {
+		for _, s := range requests {
+			s.close()
+		}
+	}()
+	if err := j.sortRequests(ctx, requests); err != nil {
+		return nil, err
+	}
+	for i := range parts {
+		it, err := j.joinPart(ctx, &parts[i], requests[i], newSorter(opts.TempDir, share))
+		if err != nil {
+			j.Close()
+			return nil, fmt.Errorf("join %s: %w", parts[i].View.Key(), err)
+		}
+		j.results = append(j.results, it)
+	}
+	return j, nil
+}
+
+// schema fixes the output columns: the entity rows' columns in order of
+// appearance, then the features.
+func (j *Join) schema() error {
+	names := map[string]bool{}
+	for _, i := range j.spool.order {
+		c := j.spool.cols[i]
+		j.order = append(j.order, i)
+		j.cols = append(j.cols, Column{Name: c.name, Dtype: c.dtype()})
+		names[c.name] = true
+	}
+	for _, p := range j.parts {
+		for k, fi := range p.Features {
+			name := p.Names[k]
+			if names[name] {
+				return appliance.Invalid("features", "the feature column %q has the name of a column of the entity rows: set full_feature_names or rename the column", name)
+			}
+			names[name] = true
+			j.cols = append(j.cols, Column{Name: name, Dtype: p.View.Features[fi].Dtype})
+		}
+	}
+	return nil
+}
+
+// Columns are the output columns.
+func (j *Join) Columns() []Column { return j.cols }
+
+// Stats reports the work done.
+func (j *Join) Stats() Stats { return j.stats }
+
+// appendTimeKey encodes a time so that bytes order like numbers, as the
+// store's keys do.
+func appendTimeKey(dst []byte, micros int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(micros)^(1<<63))
+}
+
+func readTimeKey(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+// sortRequests reads the entity rows once and feeds each part's sort with
+// (entity key, time, row number) records.
+func (j *Join) sortRequests(ctx context.Context, requests []*sorter) error {
+	r, err := j.spool.reader()
+	if err != nil {
+		return err
+	}
+	keyCols := make([][]int, len(j.parts))
+	for i, p := range j.parts {
+		for _, jk := range p.View.JoinKeys {
+			col, ok := j.spool.byName[jk.Name]
+			if !ok {
+				return appliance.Invalid(j.spool.field, "the entity rows have no column %q, a join key of %s", jk.Name, p.View.Key())
+			}
+			keyCols[i] = append(keyCols[i], col)
+		}
+	}
+	timeCol := j.spool.byName[EventTimestamp]
+	var rec []byte
+	for idx := 0; idx < j.spool.rows; idx++ {
+		if idx%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		row, err := r.next()
+		if err != nil {
+			return err
+		}
+		for i := range j.parts {
+			rec = rec[:0]
+			for _, col := range keyCols[i] {
+				rec = appliance.AppendEntityKeyPart(rec, row[col])
+			}
+			rec = appendTimeKey(rec, row[timeCol].Int)
+			rec = binary.BigEndian.AppendUint64(rec, uint64(idx))
+			if err := requests[i].add(rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// joinPart merges one part's sorted requests with its view's events and
+// returns the results in row order.
+func (j *Join) joinPart(ctx context.Context, p *Part, requests *sorter, results *sorter) (recordIter, error) {
+	in, err := requests.iterator()
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	cur, err := j.events.Events(ctx, p.View)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close()
+	ttl := int64(p.View.TTL) / 1000 // ns → µs
+
+	var (
+		entity   []byte // the current request's entity key
+		has      = cur.Next()
+		marked   bool // an event of entity with time <= the request's time was seen
+		markTime int64
+		values   []appliance.Value
+		out      []byte
+		n        int64
+	)
+	for {
+		rec, ok, err := in.next()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		key, ts, idx := rec[:len(rec)-16], readTimeKey(rec[len(rec)-16:]), rec[len(rec)-8:]
+		if !bytes.Equal(key, entity) {
+			entity = append(entity[:0], key...)
+			marked = false
+			// Catch the events up to this entity.
+			for has && bytes.Compare(cur.Key(), entity) < 0 {
+				has = cur.Next()
+				n++
+			}
+		}
+		// Events of this entity up to the request's time; the last one
+		// wins. Requests of one entity come in time order, so the cursor
+		// only moves forward.
+		for has && cur.EventTime() <= ts && bytes.Equal(cur.Key(), entity) {
+			if values, err = cur.Values(values); err != nil {
+				return nil, err
+			}
+			marked, markTime = true, cur.EventTime()
+			has = cur.Next()
+			n++
+		}
+		if err := cur.Err(); err != nil {
+			return nil, err
+		}
+		out = append(out[:0], idx...)
+		if marked && (ttl <= 0 || markTime >= ts-ttl) {
+			for _, fi := range p.Features {
+				out = appendValue(out, values[fi])
+			}
+			j.stats.Matched++
+		} else {
+			for range p.Features {
+				out = append(out, byte(appliance.KindNull))
+			}
+		}
+		if err := results.add(out); err != nil {
+			return nil, err
+		}
+	}
+	j.stats.EventsScanned += n
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	j.stats.Spilled = j.stats.Spilled || results.spilled() || requests.spilled()
+	return results.iterator()
+}
+
+// Emit streams the rows in entity row order: the entity row's columns,
+// then the features. The row slice is reused between calls.
+func (j *Join) Emit(ctx context.Context, fn func(row []appliance.Value) error) error {
+	defer j.Close()
+	r, err := j.spool.reader()
+	if err != nil {
+		return err
+	}
+	out := make([]appliance.Value, len(j.cols))
+	for idx := 0; idx < j.spool.rows; idx++ {
+		if idx%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		row, err := r.next()
+		if err != nil {
+			return err
+		}
+		for k, col := range j.order {
+			out[k] = convert(row[col], j.cols[k].Dtype)
+		}
+		at := len(j.order)
+		for pi, it := range j.results {
+			rec, ok, err := it.next()
+			if err != nil {
+				return err
+			}
+			if !ok || binary.BigEndian.Uint64(rec) != uint64(idx) {
+				return fmt.Errorf("join %s: result of row %d is missing", j.parts[pi].View.Key(), idx)
+			}
+			b := rec[8:]
+			for range j.parts[pi].Features {
+				if out[at], b, err = readValue(b); err != nil {
+					return err
+				}
+				at++
+			}
+		}
+		if err := fn(out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the join's temporary files.
+func (j *Join) Close() {
+	for _, it := range j.results {
+		it.close()
+	}
+	j.results = nil
+}
