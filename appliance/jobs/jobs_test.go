@@ -26,7 +26,6 @@ type fixture struct {
 	t     *testing.T
 	store *store.Store
 	view  *appliance.FeatureView
-	seq   uint64
 }
 
 func newFixture(t *testing.T) *fixture {

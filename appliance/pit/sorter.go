@@ -215,7 +215,6 @@ func (h *runHeap) Pop() any {
 
 type mergeIter struct {
 	h    runHeap
-	last []byte
 	top  *runReader // the source of the record returned last, not yet advanced
 }
 
