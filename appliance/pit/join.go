@@ -78,6 +78,9 @@ func Prepare(ctx context.Context, spool *Spool, parts []Part, ev Events, opts Op
 		return nil, err
 	}
 	j := &Join{spool: spool, events: ev, parts: parts, stats: Stats{Rows: spool.rows}}
+	if err := j.bindKeys(); err != nil {
+		return nil, err
+	}
 	if err := j.schema(); err != nil {
 		return nil, err
 	}
@@ -104,6 +107,24 @@ func Prepare(ctx context.Context, spool *Spool, parts []Part, ev Events, opts Op
 		j.results = append(j.results, it)
 	}
 	return j, nil
+}
+
+// bindKeys types the join key columns by their entities.
+func (j *Join) bindKeys() error {
+	for _, p := range j.parts {
+		for _, jk := range p.View.JoinKeys {
+			col, ok := j.spool.byName[jk.Name]
+			if !ok {
+				return appliance.Invalid(j.spool.field, "the entity rows have no column %q, a join key of %s", jk.Name, p.View.Key())
+			}
+			c := j.spool.cols[col]
+			if c.role == roleKey && c.valueType != jk.ValueType {
+				return appliance.Invalid("features", "join key %q is %s in one view and %s in another", jk.Name, c.valueType, jk.ValueType)
+			}
+			c.role, c.valueType = roleKey, jk.ValueType
+		}
+	}
+	return nil
 }
 
 // schema fixes the output columns: the entity rows' columns in order of
@@ -153,11 +174,7 @@ func (j *Join) sortRequests(ctx context.Context, requests []*sorter) error {
 	keyCols := make([][]int, len(j.parts))
 	for i, p := range j.parts {
 		for _, jk := range p.View.JoinKeys {
-			col, ok := j.spool.byName[jk.Name]
-			if !ok {
-				return appliance.Invalid(j.spool.field, "the entity rows have no column %q, a join key of %s", jk.Name, p.View.Key())
-			}
-			keyCols[i] = append(keyCols[i], col)
+			keyCols[i] = append(keyCols[i], j.spool.byName[jk.Name])
 		}
 	}
 	timeCol := j.spool.byName[EventTimestamp]
@@ -175,7 +192,15 @@ func (j *Join) sortRequests(ctx context.Context, requests []*sorter) error {
 		for i := range j.parts {
 			rec = rec[:0]
 			for _, col := range keyCols[i] {
-				rec = appliance.AppendEntityKeyPart(rec, row[col])
+				c := j.spool.cols[col]
+				if row[col].Null() {
+					return appliance.Invalid(fmt.Sprintf("%s[%d].%s", j.spool.field, idx, c.name), "is missing: it is a join key of %s", j.parts[i].View.Key())
+				}
+				k, err := keyValue(c.valueType, row[col])
+				if err != nil {
+					return appliance.Invalid(fmt.Sprintf("%s[%d].%s", j.spool.field, idx, c.name), "%s", err)
+				}
+				rec = appliance.AppendEntityKeyPart(rec, k)
 			}
 			rec = appendTimeKey(rec, row[timeCol].Int)
 			rec = binary.BigEndian.AppendUint64(rec, uint64(idx))
@@ -286,7 +311,11 @@ func (j *Join) Emit(ctx context.Context, fn func(row []appliance.Value) error) e
 			return err
 		}
 		for k, col := range j.order {
-			out[k] = convert(row[col], j.cols[k].Dtype)
+			if c := j.spool.cols[col]; c.role == roleKey {
+				out[k], _ = keyValue(c.valueType, row[col]) // checked while sorting
+			} else {
+				out[k] = convert(row[col], j.cols[k].Dtype)
+			}
 		}
 		at := len(j.order)
 		for pi, it := range j.results {

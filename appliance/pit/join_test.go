@@ -120,7 +120,7 @@ type entityRow struct {
 
 func spoolRows(t *testing.T, rows []entityRow) *pit.Spool {
 	t.Helper()
-	sp, err := pit.NewSpool(t.TempDir(), map[string]string{"user_id": "int64", "driver_id": "string"}, "entity_rows")
+	sp, err := pit.NewSpool(t.TempDir(), "entity_rows")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,39 +226,57 @@ func TestJoin_MatchesNaiveReference(t *testing.T) {
 	}
 }
 
-func TestSpool_BadRows(t *testing.T) {
+func TestJoin_BadEntityRows(t *testing.T) {
+	w := newWorld(t)
+	ts := appliance.StringValue("2026-03-01T00:00:00Z")
 	for _, tc := range []struct {
 		name  string
 		fill  func(sp *pit.Spool) error
 		field string
 	}{
 		{"missing join key", func(sp *pit.Spool) error {
-			if err := sp.Set(sp.Column("event_timestamp"), appliance.StringValue("2026-03-01T00:00:00Z")); err != nil {
-				return err
-			}
+			must(t, sp.Set(sp.Column("user_id"), appliance.Int64Value(1)))
+			must(t, sp.Set(sp.Column("event_timestamp"), ts))
+			must(t, sp.End())
+			sp.Begin()
+			must(t, sp.Set(sp.Column("event_timestamp"), ts))
 			return sp.End()
-		}, "entity_rows[0].user_id"},
+		}, "entity_rows[1].user_id"},
+		{"no join key column at all", func(sp *pit.Spool) error {
+			must(t, sp.Set(sp.Column("event_timestamp"), ts))
+			return sp.End()
+		}, "entity_rows"},
 		{"missing timestamp", func(sp *pit.Spool) error {
-			if err := sp.Set(sp.Column("user_id"), appliance.Int64Value(1)); err != nil {
-				return err
-			}
+			must(t, sp.Set(sp.Column("user_id"), appliance.Int64Value(1)))
 			return sp.End()
 		}, "entity_rows[0].event_timestamp"},
 		{"bad timestamp", func(sp *pit.Spool) error {
 			return sp.SetText(sp.Column("event_timestamp"), "yesterday")
 		}, "entity_rows[0].event_timestamp"},
 		{"string for an int64 key", func(sp *pit.Spool) error {
-			return sp.SetText(sp.Column("user_id"), "bob")
+			must(t, sp.SetText(sp.Column("user_id"), "bob"))
+			must(t, sp.Set(sp.Column("event_timestamp"), ts))
+			return sp.End()
 		}, "entity_rows[0].user_id"},
+		{"a column named like a feature", func(sp *pit.Spool) error {
+			must(t, sp.Set(sp.Column("user_id"), appliance.Int64Value(1)))
+			must(t, sp.Set(sp.Column("clicks"), appliance.Int64Value(1)))
+			must(t, sp.Set(sp.Column("event_timestamp"), ts))
+			return sp.End()
+		}, "features"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sp, err := pit.NewSpool(t.TempDir(), map[string]string{"user_id": "int64"}, "entity_rows")
+			sp, err := pit.NewSpool(t.TempDir(), "entity_rows")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sp.Close()
 			sp.Begin()
 			err = tc.fill(sp)
+			if err == nil {
+				parts := []pit.Part{{View: w.user, Features: []int{0}, Names: []string{"clicks"}}}
+				_, err = pit.Prepare(context.Background(), sp, parts, w.s, pit.Options{TempDir: t.TempDir()})
+			}
 			var e *appliance.Error
 			if !errors.As(err, &e) || e.Field != tc.field || e.Code != appliance.EINVALID {
 				t.Fatalf("got %v, want EINVALID on %s", err, tc.field)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,9 +65,10 @@ type cellValue struct {
 }
 
 // NewSpool makes a spool in dir (the system's temporary directory if
-// empty). joinKeys maps each join key the request needs to its entity's
-// value type; field names the rows in errors.
-func NewSpool(dir string, joinKeys map[string]string, field string) (*Spool, error) {
+// empty); field names the rows in errors. Join keys are known only when
+// the join is prepared (a JSON request may list its rows before its
+// features), so they are checked and typed then.
+func NewSpool(dir string, field string) (*Spool, error) {
 	f, err := os.CreateTemp(dir, "mlnode-entities-*")
 	if err != nil {
 		return nil, fmt.Errorf("spool entity rows: %w", err)
@@ -74,10 +76,6 @@ func NewSpool(dir string, joinKeys map[string]string, field string) (*Spool, err
 	// Unlinked at once: nothing is left behind if the process dies.
 	_ = os.Remove(f.Name())
 	s := &Spool{f: f, w: bufio.NewWriterSize(f, 1<<20), byName: map[string]int{}, field: field}
-	for name, vt := range joinKeys {
-		s.byName[name] = len(s.cols)
-		s.cols = append(s.cols, &spoolColumn{name: name, role: roleKey, valueType: vt})
-	}
 	s.byName[EventTimestamp] = len(s.cols)
 	s.cols = append(s.cols, &spoolColumn{name: EventTimestamp, role: roleTime})
 	return s, nil
@@ -123,12 +121,6 @@ func (s *Spool) Set(col int, v appliance.Value) error {
 		return nil
 	}
 	switch c.role {
-	case roleKey:
-		k, err := keyValue(c.valueType, v)
-		if err != nil {
-			return appliance.Invalid(s.cellField(col), "%s", err)
-		}
-		v = k
 	case roleTime:
 		t, err := timeValue(v)
 		if err != nil {
@@ -149,8 +141,7 @@ func (s *Spool) SetText(col int, text string) error {
 	if text == "" {
 		return nil
 	}
-	switch c.role {
-	case roleKey, roleTime:
+	if c.role == roleTime {
 		return s.Set(col, appliance.StringValue(text))
 	}
 	c.text = true
@@ -169,22 +160,11 @@ func (s *Spool) SetText(col int, text string) error {
 	return nil
 }
 
-// End finishes the row: every join key and the timestamp must be there.
+// End finishes the row, which must have a time.
 func (s *Spool) End() error {
-	var have uint64
-	for _, cv := range s.cur {
-		if cv.col < 64 {
-			have |= 1 << cv.col
-		}
-	}
-	for i, c := range s.cols {
-		if c.role != roleExtra && have&(1<<i) == 0 {
-			what := "a value"
-			if c.role == roleTime {
-				what = "a time: the point in time to read features as of"
-			}
-			return appliance.Invalid(s.cellField(i), "is missing: every entity row needs %s", what)
-		}
+	timeCol := s.byName[EventTimestamp]
+	if !slices.ContainsFunc(s.cur, func(cv cellValue) bool { return cv.col == timeCol }) {
+		return appliance.Invalid(s.cellField(timeCol), "is missing: every entity row needs the point in time to read features as of")
 	}
 	b := binary.AppendUvarint(s.rowBuf[:0], uint64(len(s.cur)))
 	for _, cv := range s.cur {
