@@ -284,3 +284,56 @@ func TestJoin_BadEntityRows(t *testing.T) {
 		})
 	}
 }
+
+func TestRange_EveryEventInRange(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	w := newWorld(t)
+	users := []appliance.Value{appliance.Int64Value(1), appliance.Int64Value(-5), appliance.Int64Value(99)}
+	w.write(t, r, w.user, 200, users)
+	if err := w.s.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.write(t, r, w.user, 50, users)
+	w.write(t, r, w.driver, 60, []appliance.Value{appliance.StringValue("a"), appliance.StringValue("b")})
+	start, end := base.Add(time.Hour).UnixMicro(), base.Add(2*time.Hour).UnixMicro()
+	rg, err := pit.NewRange([]pit.Part{
+		{View: w.user, Features: []int{1}, Names: []string{"score"}},
+		{View: w.driver, Features: []int{0}, Names: []string{"trips"}},
+	}, w.s, start, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for name, evs := range w.events {
+		for _, e := range evs {
+			if e.t >= start && e.t < end {
+				f := e.vals[1]
+				if name == "driver_stats" {
+					f = e.vals[0]
+				}
+				want[fmt.Sprintf("%s|%d|%v", name, e.t, f)]++
+			}
+		}
+	}
+	got := map[string]int{}
+	err = rg.Emit(context.Background(), func(row []appliance.Value) error {
+		// user_id, driver_id, event_timestamp, score, trips
+		name, f := "user_stats", row[3]
+		if row[0].Null() {
+			name, f = "driver_stats", row[4]
+			if row[1].Null() || !row[3].Null() {
+				return fmt.Errorf("driver row %+v", row)
+			}
+		} else if row[2].Int < start || row[2].Int >= end || !row[1].Null() || !row[4].Null() {
+			return fmt.Errorf("user row %+v", row)
+		}
+		got[fmt.Sprintf("%s|%d|%v", name, row[2].Int, f)]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || len(want) == 0 {
+		t.Fatalf("range returned %d distinct rows, want %d", len(got), len(want))
+	}
+}
