@@ -210,19 +210,22 @@ func keyValue(valueType string, v appliance.Value) (appliance.Value, error) {
 	return v, nil
 }
 
-// timeValue reads a point in time: a timestamp, RFC 3339 text, or a number
-// of unix seconds (fractions allowed).
+// timeValue reads a point in time as ingestion does: a timestamp, RFC 3339
+// text, or a number — unix seconds below 1e11 (fractions allowed), else
+// milliseconds.
 func timeValue(v appliance.Value) (appliance.Value, error) {
 	switch v.Kind {
 	case appliance.KindTimestamp:
 		return v, nil
 	case appliance.KindInt64:
-		if v.Int > -1<<43 && v.Int < 1<<43 {
-			return appliance.Value{Kind: appliance.KindTimestamp, Int: v.Int * 1e6}, nil
-		}
+		return timeValue(appliance.Float64Value(float64(v.Int)))
 	case appliance.KindFloat64:
-		if math.Abs(v.Float) < 1<<43 {
-			return appliance.Value{Kind: appliance.KindTimestamp, Int: int64(math.Round(v.Float * 1e6))}, nil
+		f := v.Float
+		if math.Abs(f) >= 1e11 {
+			f /= 1000
+		}
+		if math.Abs(f) < 253402300800 { // before the year 10000
+			return appliance.Value{Kind: appliance.KindTimestamp, Int: int64(math.Round(f * 1e6))}, nil
 		}
 	case appliance.KindString:
 		s := strings.TrimSpace(v.Str)
