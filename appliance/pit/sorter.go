@@ -214,8 +214,8 @@ func (h *runHeap) Pop() any {
 }
 
 type mergeIter struct {
-	h    runHeap
-	top  *runReader // the source of the record returned last, not yet advanced
+	h   runHeap
+	top *runReader // the source of the record returned last, not yet advanced
 }
 
 func (m *mergeIter) next() ([]byte, bool, error) {
