@@ -28,6 +28,12 @@ type EventCursor interface {
 	// Values decodes the current event's values (one per feature of the
 	// version) into dst[:0] and returns it.
 	Values(dst []Value) ([]Value, error)
+	// Keep sets the current event's values aside (a copy of their encoded
+	// form, cheaper than decoding); KeptValues decodes the last ones kept.
+	// A point-in-time join passes over many events to find the last one
+	// before a time, and decodes only that one.
+	Keep()
+	KeptValues(dst []Value) ([]Value, error)
 	// Err is the error that stopped the cursor, if any.
 	Err() error
 	// Close releases the cursor; it is safe to call more than once.

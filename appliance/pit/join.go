@@ -232,6 +232,7 @@ func (j *Join) joinPart(ctx context.Context, p *Part, requests *sorter, results 
 		has      = cur.Next()
 		marked   bool // an event of entity with time <= the request's time was seen
 		markTime int64
+		decoded  bool // values holds the kept event's values
 		values   []appliance.Value
 		out      []byte
 		n        int64
@@ -258,10 +259,8 @@ func (j *Join) joinPart(ctx context.Context, p *Part, requests *sorter, results 
 		// wins. Requests of one entity come in time order, so the cursor
 		// only moves forward.
 		for has && cur.EventTime() <= ts && bytes.Equal(cur.Key(), entity) {
-			if values, err = cur.Values(values); err != nil {
-				return nil, err
-			}
-			marked, markTime = true, cur.EventTime()
+			cur.Keep()
+			marked, markTime, decoded = true, cur.EventTime(), false
 			has = cur.Next()
 			n++
 		}
@@ -270,6 +269,12 @@ func (j *Join) joinPart(ctx context.Context, p *Part, requests *sorter, results 
 		}
 		out = append(out[:0], idx...)
 		if marked && (ttl <= 0 || markTime >= ts-ttl) {
+			if !decoded {
+				if values, err = cur.KeptValues(values); err != nil {
+					return nil, err
+				}
+				decoded = true
+			}
 			for _, fi := range p.Features {
 				out = appendValue(out, values[fi])
 			}
