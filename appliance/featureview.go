@@ -24,8 +24,8 @@ type JoinKey struct {
 
 // FeatureView is one version of a named group of features about the same
 // entities. The schema (entities and features) makes the version and never
-// changes; TTL, tags, owner and description are the view's metadata, shared
-// by all its versions and changed in place.
+// changes; TTL, retention, tags, owner and description are the view's
+// metadata, shared by all its versions and changed in place.
 type FeatureView struct {
 	Name     string    `json:"name"`
 	Version  int       `json:"version"`
@@ -36,6 +36,7 @@ type FeatureView struct {
 	Transform *Transform `json:"transform,omitempty"`
 
 	TTL         Duration          `json:"ttl"`
+	Retention   Duration          `json:"retention"` // how long offline events are kept, by event time; 0: forever
 	Tags        map[string]string `json:"tags"`
 	Owner       string            `json:"owner,omitempty"`
 	Description string            `json:"description,omitempty"`
@@ -96,7 +97,15 @@ func (v *FeatureView) Validate() error {
 	return v.validateMetadata()
 }
 
+// MinRetention is the shortest retention accepted: a bare number reads as
+// seconds, so "retention": 30 meant as days would otherwise drop nearly all
+// of a view's history at the next run.
+const MinRetention = Duration(time.Hour)
+
 func (v *FeatureView) validateMetadata() error {
+	if v.Retention != 0 && v.Retention < MinRetention {
+		return Invalid("retention", "%s is shorter than %s; 0 keeps events forever", v.Retention, MinRetention)
+	}
 	if len(v.Tags) > 64 {
 		return Invalid("tags", "more than 64 tags")
 	}
@@ -214,6 +223,7 @@ func (v *FeatureView) Expired(eventTime, now time.Time) bool {
 // FeatureViewPatch changes a view's metadata; nil fields stay as they are.
 type FeatureViewPatch struct {
 	TTL         *Duration          `json:"ttl"`
+	Retention   *Duration          `json:"retention"`
 	Tags        *map[string]string `json:"tags"`
 	Owner       *string            `json:"owner"`
 	Description *string            `json:"description"`
@@ -223,6 +233,9 @@ type FeatureViewPatch struct {
 func (p *FeatureViewPatch) Apply(v *FeatureView) error {
 	if p.TTL != nil {
 		v.TTL = *p.TTL
+	}
+	if p.Retention != nil {
+		v.Retention = *p.Retention
 	}
 	if p.Tags != nil {
 		v.Tags = *p.Tags

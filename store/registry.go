@@ -34,6 +34,7 @@ func (r *registryState) clone() *registryState {
 // viewMeta is what a view's versions share and PATCH changes.
 type viewMeta struct {
 	TTL         appliance.Duration `json:"ttl"`
+	Retention   appliance.Duration `json:"retention,omitempty"`
 	Tags        map[string]string  `json:"tags"`
 	Owner       string             `json:"owner,omitempty"`
 	Description string             `json:"description,omitempty"`
@@ -133,7 +134,7 @@ func (s *Store) readViewVersions(b *bolt.Bucket, name string) ([]*appliance.Feat
 func assembleView(name string, ver *viewVersion, meta *viewMeta) *appliance.FeatureView {
 	return &appliance.FeatureView{
 		Name: name, Version: ver.Version, Entities: ver.Entities, Features: ver.Features, JoinKeys: ver.JoinKeys, Transform: ver.Transform,
-		TTL: meta.TTL, Tags: meta.Tags, Owner: meta.Owner, Description: meta.Description,
+		TTL: meta.TTL, Retention: meta.Retention, Tags: meta.Tags, Owner: meta.Owner, Description: meta.Description,
 		CreatedAt: ver.CreatedAt, CreatedBy: ver.CreatedBy, UpdatedAt: meta.UpdatedAt,
 	}
 }
@@ -242,7 +243,7 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 		now := s.now().UTC()
 		actor := appliance.CallerFromContext(ctx).Name
 		ver := &viewVersion{Version: len(versions) + 1, Entities: want.Entities, Features: want.Features, JoinKeys: want.JoinKeys, Transform: want.Transform, CreatedAt: now, CreatedBy: actor}
-		meta := &viewMeta{TTL: want.TTL, Tags: want.Tags, Owner: want.Owner, Description: want.Description, UpdatedAt: now}
+		meta := &viewMeta{TTL: want.TTL, Retention: want.Retention, Tags: want.Tags, Owner: want.Owner, Description: want.Description, UpdatedAt: now}
 		if meta.Tags == nil {
 			meta.Tags = map[string]string{}
 		}
@@ -262,7 +263,7 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 		// Metadata is shared: older versions read the new metadata too.
 		for i, old := range versions {
 			o := *old
-			o.TTL, o.Tags, o.Owner, o.Description, o.UpdatedAt = meta.TTL, meta.Tags, meta.Owner, meta.Description, meta.UpdatedAt
+			o.TTL, o.Retention, o.Tags, o.Owner, o.Description, o.UpdatedAt = meta.TTL, meta.Retention, meta.Tags, meta.Owner, meta.Description, meta.UpdatedAt
 			versions[i] = &o
 		}
 		versions = append(slices.Clip(versions), result)
@@ -272,7 +273,7 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 			action = "feature_view.new_version"
 		}
 		return s.audit(ctx, tx, appliance.AuditRecord{Action: action, Object: "feature_view/" + result.Key(),
-			Summary: map[string]any{"version": ver.Version, "entities": ver.Entities, "features": ver.Features, "ttl": meta.TTL, "transform": ver.Transform}})
+			Summary: map[string]any{"version": ver.Version, "entities": ver.Entities, "features": ver.Features, "ttl": meta.TTL, "retention": meta.Retention, "transform": ver.Transform}})
 	}, func() {
 		if created {
 			reg := s.registry.Load().clone()
@@ -298,12 +299,12 @@ func (s *Store) PatchFeatureView(ctx context.Context, name string, p *appliance.
 		if _, err := s.getJSON(vb, keyViewMeta, &meta); err != nil {
 			return err
 		}
-		probe := appliance.FeatureView{TTL: meta.TTL, Tags: maps.Clone(meta.Tags), Owner: meta.Owner, Description: meta.Description}
+		probe := appliance.FeatureView{TTL: meta.TTL, Retention: meta.Retention, Tags: maps.Clone(meta.Tags), Owner: meta.Owner, Description: meta.Description}
 		if err := p.Apply(&probe); err != nil {
 			return err
 		}
 		before := meta
-		meta = viewMeta{TTL: probe.TTL, Tags: probe.Tags, Owner: probe.Owner, Description: probe.Description, UpdatedAt: s.now().UTC()}
+		meta = viewMeta{TTL: probe.TTL, Retention: probe.Retention, Tags: probe.Tags, Owner: probe.Owner, Description: probe.Description, UpdatedAt: s.now().UTC()}
 		if meta.Tags == nil {
 			meta.Tags = map[string]string{}
 		}
@@ -328,7 +329,7 @@ func (s *Store) PatchFeatureView(ctx context.Context, name string, p *appliance.
 }
 
 func metaSummary(m *viewMeta) map[string]any {
-	return map[string]any{"ttl": m.TTL, "tags": m.Tags, "owner": m.Owner, "description": m.Description}
+	return map[string]any{"ttl": m.TTL, "retention": m.Retention, "tags": m.Tags, "owner": m.Owner, "description": m.Description}
 }
 
 // FeatureView implements appliance.FeatureRegistry.

@@ -110,6 +110,7 @@ type featureViewRequest struct {
 	Entities    []string            `json:"entities"`
 	Features    []appliance.Feature `json:"features"`
 	TTL         json.RawMessage     `json:"ttl"`
+	Retention   json.RawMessage     `json:"retention"`
 	Tags        map[string]string   `json:"tags"`
 	Owner       string              `json:"owner"`
 	Description string              `json:"description"`
@@ -124,13 +125,16 @@ type transformRequest struct {
 }
 
 // parseTTL reads "24h", "7d", a number of seconds, or null/absent (none).
-func parseTTL(raw json.RawMessage) (appliance.Duration, error) {
+func parseTTL(raw json.RawMessage) (appliance.Duration, error) { return parseDuration("ttl", raw) }
+
+// parseDuration reads a duration field as parseTTL does.
+func parseDuration(field string, raw json.RawMessage) (appliance.Duration, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, nil
 	}
 	var d appliance.Duration
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return 0, appliance.Invalid("ttl", "%s is not a duration like \"24h\", \"7d\" or a number of seconds", raw)
+		return 0, appliance.Invalid(field, "%s is not a duration like \"24h\", \"7d\" or a number of seconds", raw)
 	}
 	return d, nil
 }
@@ -150,8 +154,12 @@ func (s *Server) applyFeatureView(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	retention, err := parseDuration("retention", req.Retention)
+	if err != nil {
+		return err
+	}
 	view := &appliance.FeatureView{Name: req.Name, Entities: req.Entities,
-		Features: req.Features, TTL: ttl, Tags: req.Tags, Owner: req.Owner, Description: req.Description}
+		Features: req.Features, TTL: ttl, Retention: retention, Tags: req.Tags, Owner: req.Owner, Description: req.Description}
 	if t := req.Transform; t != nil {
 		view.Transform = &appliance.Transform{Module: t.Module, Mode: t.Mode, Inputs: t.Inputs, Outputs: t.Outputs}
 	}
@@ -208,6 +216,7 @@ func (s *Server) listFeatureViewVersions(c *fiber.Ctx) error {
 
 type featureViewPatchRequest struct {
 	TTL         json.RawMessage    `json:"ttl"`
+	Retention   json.RawMessage    `json:"retention"`
 	Tags        *map[string]string `json:"tags"`
 	Owner       *string            `json:"owner"`
 	Description *string            `json:"description"`
@@ -225,6 +234,13 @@ func (s *Server) patchFeatureView(c *fiber.Ctx) error {
 			return err
 		}
 		p.TTL = &ttl
+	}
+	if req.Retention != nil {
+		r, err := parseDuration("retention", req.Retention)
+		if err != nil {
+			return err
+		}
+		p.Retention = &r
 	}
 	v, err := s.svc.Registry.PatchFeatureView(c.UserContext(), c.Params("name"), p)
 	if err != nil {

@@ -19,6 +19,7 @@ Usage:
   mlnode bundle inspect BUNDLE               print a bundle's manifest summary, digest and signer
   mlnode bundle push BUNDLE --url URL --token TOKEN   upload a bundle to a node (or MLNODE_TOKEN)
   mlnode keygen -o PREFIX                    write an ed25519 key pair PREFIX.key (0600) and PREFIX.pub
+  mlnode restore FILE --data-dir DIR [--force]   verify a backup and put it in place (node stopped)
   mlnode version                             print the version
   mlnode help                                print this help
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return bundleCommand(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		return keygenCommand(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return restoreCommand(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "mlnode: unknown command %q\n\n%s", args[0], usage)
 	return 2
