@@ -23,12 +23,20 @@
 //	              tail plus a filtered pass over the runs whose sequence range reaches N
 //	online        "view@N" → bucket { entity key → i64(event µs) | u64(seq) | row values }
 //	view_stats    "view@N" → u64 offline rows | u64 online rows | u64 last seq
+//	feature_stats "view@N" → uvarint header length | header (JSON: through seq,
+//	              rows, the version's creation time) | featstats state (binary),
+//	              sealed as one; created by the first write (stats.go)
 //	idempotency   scope|key → stored answer (JSON)
 //	blobs         sha256 (32 bytes) → module bytes
 //	modules       hex sha256 → Module metadata (JSON)        (schema 2)
 //	models        name → bucket { meta, versions, digests, aliases, history } (schema 4,
 //	              models.go); bundles are blobs keyed by the archive's sha256
 //	telemetry     kind → bucket { u64(seq) → record }: prediction and exposure logs
+//	schedules     { defs → name → Schedule (JSON), state → name → ScheduleState (JSON),
+//	              runs → name → bucket { u64(run id) → ScheduleRun (JSON) } }
+//	              (schedules.go; created by the first write, no migration). Run ids
+//	              come from the root bucket's sequence, so they are never reused; each
+//	              schedule keeps its newest 1000 runs, and its runs and state go with it
 //
 // The entity key is the concatenation of appliance.AppendEntityKeyPart of
 // each join key. Row values are encoded by encodeValues: per feature a kind

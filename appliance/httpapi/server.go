@@ -25,6 +25,13 @@ type Config struct {
 	JSONBodyLimit   int64 // bytes of any other body, default 16 MiB
 	ModuleBodyLimit int64 // bytes of one uploaded module, default 64 MiB
 	BundleBodyLimit int64 // bytes of one model bundle, default 64 MiB
+	// EntityUploadLimit bounds the entity rows of one historical request
+	// (JSON body or file), default 1 GiB; they are spooled to SpoolDir.
+	EntityUploadLimit int64
+	// HistoricalMemoryBudget bounds the sort buffers of one historical
+	// join, default 256 MiB; beyond it sorts spill to SpoolDir.
+	HistoricalMemoryBudget int
+	SpoolDir               string // temporary files of retrievals; default the system's
 	// AliasPolicies are what each alias requires of its versions, e.g.
 	// "production" requires a trusted signature.
 	AliasPolicies map[string]appliance.AliasPolicy
@@ -48,6 +55,14 @@ type Services struct {
 	Models     appliance.ModelRegistry
 	Predictor  *appliance.Predictor
 	Uploader   *upload.Uploader
+	// Stats holds feature statistics; nil on a node without them.
+	Stats appliance.FeatureStatsStore
+	// Offline reads the offline log for historical retrieval and export.
+	Offline appliance.OfflineStore
+	// Schedules runs jobs on cron schedules; Jobs starts and reports on
+	// jobs. Nil: no such endpoints.
+	Schedules appliance.ScheduleService
+	Jobs      appliance.JobRunner
 	// Metrics receives the HTTP metrics; /metrics writes it and the process
 	// metrics. Nil: a private set.
 	Metrics *metrics.Set
@@ -81,6 +96,12 @@ type Server struct {
 func New(cfg Config, svc Services) *Server {
 	if cfg.IngestBodyLimit <= 0 {
 		cfg.IngestBodyLimit = 256 << 20
+	}
+	if cfg.EntityUploadLimit <= 0 {
+		cfg.EntityUploadLimit = 1 << 30
+	}
+	if cfg.HistoricalMemoryBudget <= 0 {
+		cfg.HistoricalMemoryBudget = 256 << 20
 	}
 	if cfg.JSONBodyLimit <= 0 {
 		cfg.JSONBodyLimit = 16 << 20
@@ -161,6 +182,7 @@ func (s *Server) routes() {
 	v1.Get("/feature-views/:name/versions/:version", reader, s.getFeatureViewVersion)
 	v1.Post("/feature-views/:name/rows", writer, s.ingestRows)
 	v1.Get("/feature-views/:name/online", reader, s.getOnlineRow)
+	v1.Get("/feature-views/:name/stats", reader, s.getFeatureStats)
 
 	v1.Post("/modules", writer, s.uploadModule)
 	v1.Get("/modules", reader, s.listModules)
@@ -187,6 +209,11 @@ func (s *Server) routes() {
 	v1.Get("/feature-services", reader, s.listFeatureServices)
 	v1.Get("/feature-services/:name", reader, s.getFeatureService)
 	v1.Delete("/feature-services/:name", admin, s.deleteFeatureService)
+
+	s.scheduleRoutes(v1, reader, admin)
+	s.jobRoutes(v1, reader, writer, admin)
+	v1.Post("/historical-features", reader, s.historicalFeatures)
+	v1.Get("/feature-views/:name/export", reader, s.exportView)
 }
 
 // auth checks the bearer token and the role a route needs, and puts the

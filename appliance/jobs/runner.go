@@ -405,21 +405,24 @@ func (r *Runner) Cancel(ctx context.Context, id string) (*appliance.Job, error) 
 	r.mu.Lock()
 	rn := r.running[id]
 	r.mu.Unlock()
-	if rn == nil {
-		j, err := r.store.Job(ctx, id)
-		if err != nil {
-			return nil, err
+	if rn != nil {
+		rn.cancel(context.Canceled)
+		select {
+		case <-rn.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
+	}
+	j, err := r.store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != appliance.JobCancelled || rn == nil {
+		// It finished on its own, before or while being cancelled.
 		return nil, &appliance.Error{Code: appliance.ECONFLICT, Field: "id",
 			Message: fmt.Sprintf("job %s has already finished (%s)", id, j.State)}
 	}
-	rn.cancel(context.Canceled)
-	select {
-	case <-rn.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return r.store.Job(ctx, id)
+	return j, nil
 }
 
 // control implements appliance.JobControl for one run.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -47,6 +48,15 @@ type Config struct {
 	WasmPoolSize       int                              `yaml:"wasm_pool_size"`
 	WasmMaxMemoryPages uint32                           `yaml:"wasm_max_memory_pages"`
 	WasmTimeout        time.Duration                    `yaml:"wasm_timeout"`
+	// BackupDir is where backup jobs write; empty means <data_dir>/backups.
+	BackupDir  string `yaml:"backup_dir"`
+	BackupKeep int    `yaml:"backup_keep"` // automatic backups kept
+	// EntityUploadLimit bounds the entity rows of one historical request;
+	// HistoricalMemoryBudget the sort buffers of one join (beyond it sorts
+	// spill to SpoolDir, default <data_dir>/tmp: on disk, not in a tmpfs).
+	EntityUploadLimit      ByteSize `yaml:"entity_upload_limit"`
+	HistoricalMemoryBudget ByteSize `yaml:"historical_memory_budget"`
+	SpoolDir               string   `yaml:"spool_dir"`
 }
 
 // DefaultConfig is what a node runs with when nothing is set.
@@ -67,7 +77,27 @@ func DefaultConfig() Config {
 		WasmPoolSize:       runtime.GOMAXPROCS(0),
 		WasmMaxMemoryPages: 512,
 		WasmTimeout:        100 * time.Millisecond,
+		BackupKeep:         appliance.DefaultBackupKeep,
+
+		EntityUploadLimit:      1 << 30,
+		HistoricalMemoryBudget: 256 << 20,
 	}
+}
+
+// SpoolDirectory is spool_dir, or <data_dir>/tmp when it is not set.
+func (c *Config) SpoolDirectory() string {
+	if c.SpoolDir != "" {
+		return c.SpoolDir
+	}
+	return filepath.Join(c.DataDir, "tmp")
+}
+
+// BackupDirectory is backup_dir, or <data_dir>/backups when it is not set.
+func (c *Config) BackupDirectory() string {
+	if c.BackupDir != "" {
+		return c.BackupDir
+	}
+	return filepath.Join(c.DataDir, "backups")
 }
 
 // ConfigError names the setting at fault.
@@ -142,19 +172,24 @@ func loadConfigFile(path string, cfg *Config) error {
 
 // envVars maps environment variables to flags; flags win over them.
 var envVars = map[string]string{
-	"MLNODE_DATA_DIR":              "data-dir",
-	"MLNODE_ADDR":                  "addr",
-	"MLNODE_METRICS_PUBLIC":        "metrics-public",
-	"MLNODE_INGEST_BODY_LIMIT":     "ingest-body-limit",
-	"MLNODE_JSON_BODY_LIMIT":       "json-body-limit",
-	"MLNODE_LOG_LEVEL":             "log-level",
-	"MLNODE_LOG_FORMAT":            "log-format",
-	"MLNODE_SHUTDOWN_TIMEOUT":      "shutdown-timeout",
-	"MLNODE_PPROF_ADDR":            "pprof-addr",
-	"MLNODE_MODULE_BODY_LIMIT":     "module-body-limit",
-	"MLNODE_WASM_POOL_SIZE":        "wasm-pool-size",
-	"MLNODE_WASM_MAX_MEMORY_PAGES": "wasm-max-memory-pages",
-	"MLNODE_WASM_TIMEOUT":          "wasm-timeout",
+	"MLNODE_DATA_DIR":                 "data-dir",
+	"MLNODE_ADDR":                     "addr",
+	"MLNODE_METRICS_PUBLIC":           "metrics-public",
+	"MLNODE_INGEST_BODY_LIMIT":        "ingest-body-limit",
+	"MLNODE_JSON_BODY_LIMIT":          "json-body-limit",
+	"MLNODE_LOG_LEVEL":                "log-level",
+	"MLNODE_LOG_FORMAT":               "log-format",
+	"MLNODE_SHUTDOWN_TIMEOUT":         "shutdown-timeout",
+	"MLNODE_PPROF_ADDR":               "pprof-addr",
+	"MLNODE_MODULE_BODY_LIMIT":        "module-body-limit",
+	"MLNODE_WASM_POOL_SIZE":           "wasm-pool-size",
+	"MLNODE_WASM_MAX_MEMORY_PAGES":    "wasm-max-memory-pages",
+	"MLNODE_WASM_TIMEOUT":             "wasm-timeout",
+	"MLNODE_BACKUP_DIR":               "backup-dir",
+	"MLNODE_BACKUP_KEEP":              "backup-keep",
+	"MLNODE_ENTITY_UPLOAD_LIMIT":      "entity-upload-limit",
+	"MLNODE_HISTORICAL_MEMORY_BUDGET": "historical-memory-budget",
+	"MLNODE_SPOOL_DIR":                "spool-dir",
 }
 
 // bindFlags declares the serve flags over cfg.
@@ -189,6 +224,11 @@ func bindFlags(fs *flag.FlagSet, cfg *Config) {
 	})
 	fs.DurationVar(&cfg.TelemetryRetention, "telemetry-retention", cfg.TelemetryRetention, "how long prediction logs are kept (env MLNODE_TELEMETRY_RETENTION)")
 	fs.DurationVar(&cfg.WasmTimeout, "wasm-timeout", cfg.WasmTimeout, "deadline of one call into a module (env MLNODE_WASM_TIMEOUT)")
+	fs.StringVar(&cfg.BackupDir, "backup-dir", cfg.BackupDir, "`directory` backup jobs write to (env MLNODE_BACKUP_DIR; default <data-dir>/backups)")
+	fs.IntVar(&cfg.BackupKeep, "backup-keep", cfg.BackupKeep, "automatic backups kept; older ones are deleted (env MLNODE_BACKUP_KEEP)")
+	fs.Var(&cfg.EntityUploadLimit, "entity-upload-limit", "largest set of entity rows of one historical request, e.g. 1GiB (env MLNODE_ENTITY_UPLOAD_LIMIT)")
+	fs.Var(&cfg.HistoricalMemoryBudget, "historical-memory-budget", "sort memory of one historical join before it spills to disk, e.g. 256MiB (env MLNODE_HISTORICAL_MEMORY_BUDGET)")
+	fs.StringVar(&cfg.SpoolDir, "spool-dir", cfg.SpoolDir, "`directory` of the temporary files of historical retrieval (env MLNODE_SPOOL_DIR; default <data-dir>/tmp)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGTERM (env MLNODE_SHUTDOWN_TIMEOUT)")
 }
 
@@ -240,6 +280,15 @@ func (c *Config) Validate() error {
 	}
 	if c.TelemetryRetention <= 0 {
 		return &ConfigError{Field: "telemetry_retention", Value: c.TelemetryRetention.String(), Err: errors.New("must be positive")}
+	}
+	if c.EntityUploadLimit <= 0 {
+		return &ConfigError{Field: "entity_upload_limit", Value: c.EntityUploadLimit.String(), Err: errors.New("must be positive")}
+	}
+	if c.HistoricalMemoryBudget < 1<<20 {
+		return &ConfigError{Field: "historical_memory_budget", Value: c.HistoricalMemoryBudget.String(), Err: errors.New("must be at least 1MiB")}
+	}
+	if c.BackupKeep < 1 {
+		return &ConfigError{Field: "backup_keep", Value: strconv.Itoa(c.BackupKeep), Err: errors.New("must be at least 1")}
 	}
 	if c.ShutdownTimeout <= 0 {
 		return &ConfigError{Field: "shutdown_timeout", Value: c.ShutdownTimeout.String(), Err: errors.New("must be positive")}

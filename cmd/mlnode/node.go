@@ -18,8 +18,11 @@ import (
 
 	"github.com/mlnode/mlnode/appliance"
 	"github.com/mlnode/mlnode/appliance/bundle"
+	"github.com/mlnode/mlnode/appliance/featstats"
 	"github.com/mlnode/mlnode/appliance/httpapi"
+	"github.com/mlnode/mlnode/appliance/jobs"
 	"github.com/mlnode/mlnode/appliance/upload"
+	"github.com/mlnode/mlnode/scheduler"
 	"github.com/mlnode/mlnode/store"
 	"github.com/mlnode/mlnode/wasm"
 )
@@ -33,14 +36,16 @@ type Main struct {
 	// MLNODE_ADMIN_TOKEN or a random one (tests).
 	AdminToken string
 
-	Store    *store.Store
-	Wasm     *wasm.Runtime
-	modules  *wasm.Service
-	HTTP     *httpapi.Server
-	listener net.Listener
-	serveErr chan error
-	pprof    *http.Server
-	log      *slog.Logger
+	Store     *store.Store
+	Wasm      *wasm.Runtime
+	modules   *wasm.Service
+	Jobs      *jobs.Runner
+	Scheduler *scheduler.Scheduler
+	HTTP      *httpapi.Server
+	listener  net.Listener
+	serveErr  chan error
+	pprof     *http.Server
+	log       *slog.Logger
 }
 
 // NewMain returns a Main with the default configuration.
@@ -87,12 +92,34 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	spoolDir := m.Config.SpoolDirectory()
+	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
+		return fmt.Errorf("create spool directory: %w", err)
+	}
+	// Jobs resume before the scheduler starts new ones, so that a resumed
+	// job takes its locks first.
+	materializer := &jobs.Materializer{Registry: m.Store, Features: m.Store, Offline: m.Store}
+	maint := &appliance.Maintenance{Backups: m.Store, BackupDir: m.Config.BackupDirectory(), BackupKeep: m.Config.BackupKeep,
+		Registry: m.Store, Offline: m.Store}
+	specs := append(materializer.Specs(), maint.Specs()...)
+	specs = append(specs, featstats.JobSpec(m.Store, m.Store, m.Store))
+	m.Jobs = jobs.New(m.Store, specs, jobs.Options{Logger: m.log.With("component", "jobs")})
+	if err := m.Jobs.Start(ctx); err != nil {
+		return err
+	}
+	m.Scheduler = scheduler.New(m.Store, m.Jobs, scheduler.Options{Logger: m.log.With("component", "scheduler")})
+	if err := m.Scheduler.Start(ctx); err != nil {
+		return fmt.Errorf("start scheduler: %w", err)
+	}
+
 	m.HTTP = httpapi.New(httpapi.Config{
+		EntityUploadLimit: int64(m.Config.EntityUploadLimit), HistoricalMemoryBudget: int(m.Config.HistoricalMemoryBudget), SpoolDir: spoolDir,
 		IngestBodyLimit: int64(m.Config.IngestBodyLimit), JSONBodyLimit: int64(m.Config.JSONBodyLimit),
 		ModuleBodyLimit: int64(m.Config.ModuleBodyLimit), BundleBodyLimit: int64(m.Config.BundleBodyLimit),
 		AliasPolicies: m.Config.AliasPolicies,
 		MetricsPublic: m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
 	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
+		Offline: m.Store, Jobs: m.Jobs, Schedules: m.Scheduler, Stats: m.Store,
 		Modules: m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
 		Predictor: &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
 			Transforms: modules, Telemetry: m.Store.Telemetry()},
@@ -234,6 +261,25 @@ func (m *Main) Close() error {
 	}
 	if m.pprof != nil {
 		_ = m.pprof.Close()
+	}
+	// Jobs stop first, before the store: one interrupted here keeps its
+	// checkpoint and resumes at the next start, and a schedule's run in
+	// flight returns at once instead of holding the shutdown.
+	if m.Jobs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.Jobs.Close(ctx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("stop jobs: %w", err)
+		}
+		cancel()
+		m.Jobs = nil
+	}
+	if m.Scheduler != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.Scheduler.Close(ctx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("stop scheduler: %w", err)
+		}
+		cancel()
+		m.Scheduler = nil
 	}
 	if m.modules != nil {
 		m.modules.Close()
