@@ -395,6 +395,16 @@ func (s *Store) DeleteFeatureView(ctx context.Context, name string, force bool) 
 					return err
 				}
 			}
+			// Derived state keyed by the version: a view re-created under
+			// the same name starts again at version 1 and must not inherit
+			// a watermark or statistics.
+			for _, derived := range [][]byte{bucketWatermarks, bucketFeatureStats} {
+				if b := tx.Bucket(derived); b != nil {
+					if err := b.Delete([]byte(v.Key())); err != nil {
+						return err
+					}
+				}
+			}
 			if err := tx.Bucket(bucketViewStats).Delete([]byte(v.Key())); err != nil {
 				return err
 			}

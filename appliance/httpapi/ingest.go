@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 
 	"github.com/gofiber/fiber/v2"
@@ -102,7 +103,12 @@ func (s *Server) ingestRows(c *fiber.Ctx) error {
 		cp.Features = view.DeclaredFeatures()
 		decodeView = &cp
 	}
-	batch, err := ingest.Decode(ctx, body, format, decodeView, ingest.Options{})
+	var batch *ingest.Batch
+	if format == ingest.FormatParquet {
+		batch, err = decodeParquetBody(ctx, s.cfg.SpoolDir, body, decodeView, s.cfg.IngestBodyLimit)
+	} else {
+		batch, err = ingest.Decode(ctx, body, format, decodeView, ingest.Options{})
+	}
 	if err != nil {
 		return err
 	}
@@ -143,6 +149,26 @@ func (s *Server) ingestRows(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(answer)
+}
+
+// decodeParquetBody spools a Parquet body to a temporary file, since a
+// Parquet file is read from its footer, and decodes it. The file is
+// unlinked at once, so that it goes with its handle whatever happens. Its
+// rows may come to no more than limit bytes as text, as a text body.
+func decodeParquetBody(ctx context.Context, spoolDir string, body io.Reader, view *appliance.FeatureView, limit int64) (*ingest.Batch, error) {
+	f, err := os.CreateTemp(spoolDir, "mlnode-ingest-*.parquet")
+	if err != nil {
+		return nil, fmt.Errorf("spool parquet body: %w", err)
+	}
+	defer f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		defer os.Remove(f.Name())
+	}
+	size, err := io.Copy(f, body)
+	if err != nil {
+		return nil, fmt.Errorf("spool parquet body: %w", err) // keeps ETOOLARGE
+	}
+	return ingest.DecodeParquet(ctx, f, size, view, ingest.Options{MaxBytes: limit})
 }
 
 // deriveFeatures widens each row to the view's full schema and, for an

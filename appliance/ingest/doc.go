@@ -1,5 +1,5 @@
 // Package ingest turns a request body of feature rows (NDJSON, a JSON array
-// of objects, or CSV) into validated [appliance.Row]s of one feature view
+// of objects, CSV, or a Parquet file through DecodeParquet) into validated [appliance.Row]s of one feature view
 // version. It owns the wire rules of ingest: which columns a row may have,
 // how each dtype is written in each format, how event times are read, and
 // what makes a row invalid, as opposed to a body that cannot be read at all.

@@ -14,9 +14,10 @@ import (
 type Format int
 
 const (
-	FormatNDJSON Format = iota + 1 // one JSON object per line
-	FormatJSON                     // one JSON array of objects
-	FormatCSV                      // a header line, then one record per row
+	FormatNDJSON  Format = iota + 1 // one JSON object per line
+	FormatJSON                      // one JSON array of objects
+	FormatCSV                       // a header line, then one record per row
+	FormatParquet                   // Apache Parquet: see DecodeParquet
 )
 
 func (f Format) String() string {
@@ -27,11 +28,13 @@ func (f Format) String() string {
 		return "json"
 	case FormatCSV:
 		return "csv"
+	case FormatParquet:
+		return "parquet"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
-const acceptedTypes = "application/x-ndjson, application/json or text/csv"
+const acceptedTypes = "application/x-ndjson, application/json, text/csv or application/vnd.apache.parquet"
 
 // FormatFromContentType returns the format of a Content-Type header value.
 // Parameters such as "; charset=utf-8" are ignored: bodies are UTF-8 in every
@@ -46,6 +49,8 @@ func FormatFromContentType(ct string) (Format, error) {
 		return FormatJSON, nil
 	case "text/csv":
 		return FormatCSV, nil
+	case "application/vnd.apache.parquet", "application/x-parquet":
+		return FormatParquet, nil
 	case "":
 		return 0, &appliance.Error{Code: appliance.EMEDIATYPE, Field: "Content-Type",
 			Message: "is required: " + acceptedTypes}
@@ -69,6 +74,13 @@ type Options struct {
 	// MaxRows fails the whole decode when the body holds more rows; 0 means
 	// no limit.
 	MaxRows int
+	// MaxBytes bounds a Parquet body by the size of its rows as text: the
+	// decode fails (ETOOLARGE) once the values read would take more than
+	// this many bytes written as CSV at their shortest. 0 means no limit.
+	// Text bodies need no such bound, their size is the caller's to limit,
+	// but compression lets a small Parquet file repeat a value millions of
+	// times.
+	MaxBytes int64
 }
 
 // DefaultMaxErrors is the number of row errors kept when Options.MaxErrors is 0.
@@ -103,6 +115,8 @@ func Decode(ctx context.Context, r io.Reader, f Format, view *appliance.FeatureV
 		err = d.decodeJSON(r)
 	case FormatCSV:
 		err = d.decodeCSV(r)
+	case FormatParquet:
+		return nil, fmt.Errorf("decode rows: Parquet needs random access: use DecodeParquet")
 	default:
 		return nil, fmt.Errorf("decode rows: unknown format %v", f)
 	}

@@ -156,7 +156,7 @@ func TestFormatFromContentType(t *testing.T) {
 			if tt.wantErr {
 				var e *appliance.Error
 				if !errors.As(err, &e) || e.Code != appliance.EMEDIATYPE || e.Field != "Content-Type" ||
-					!strings.Contains(e.Message, "application/x-ndjson, application/json or text/csv") {
+					!strings.Contains(e.Message, "application/x-ndjson, application/json, text/csv or application/vnd.apache.parquet") {
 					t.Fatalf("err = %#v, want EMEDIATYPE naming the accepted types", err)
 				}
 				return
