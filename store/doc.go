@@ -37,6 +37,10 @@
 //	              (schedules.go; created by the first write, no migration). Run ids
 //	              come from the root bucket's sequence, so they are never reused; each
 //	              schedule keeps its newest 1000 runs, and its runs and state go with it
+//	jobs          u64(job number) → Job (JSON), with its checkpoint (jobs.go; created
+//	              by the first job); the newest 10,000 are kept
+//	watermarks    "view@N" → u64: the ingest sequence through which the version was
+//	              materialized incrementally, written with the last chunk (jobs.go)
 //
 // The entity key is the concatenation of appliance.AppendEntityKeyPart of
 // each join key. Row values are encoded by encodeValues: per feature a kind

@@ -464,6 +464,49 @@ func TestBinary_READMEWalkthrough(t *testing.T) {
 	}
 }
 
+// The README's offline-store walkthrough: backfill, a point-in-time
+// training set, a Parquet export, materialization, a schedule, statistics
+// and a backup, against the real binary.
+func TestBinary_READMEOfflineWalkthrough(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	out := t.TempDir()
+	cmd := exec.Command("bash", "../../examples/offline-walkthrough.sh")
+	cmd.Env = append(os.Environ(), "MLNODE_URL="+n.url, "MLNODE_TOKEN="+n.token, "OUT="+out)
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("offline walkthrough failed: %v\n%s", err, got)
+	}
+	for _, want := range []string{`"accepted":4`,
+		"driver_id,event_timestamp,trip_completed,conv_rate,avg_daily_trips\n" +
+			"1001,2026-04-01T11:00:00Z,1,0.6,11\n1001,2026-04-01T07:00:00Z,0,,\n1002,2026-04-01T09:30:00Z,1,0.3,5\n",
+		`"state":"succeeded"`, `"online_rows_written":2`, `"name":"refresh_driver_stats"`, `"status":"succeeded"`,
+		`"name":"conv_rate","dtype":"float64","count":4`, `"kind":"backup"`} {
+		if !strings.Contains(string(got), want) {
+			t.Fatalf("offline walkthrough output lacks %s:\n%s", want, got)
+		}
+	}
+	pq, err := os.ReadFile(filepath.Join(out, "driver_hourly_stats.parquet"))
+	if err != nil || !bytes.HasPrefix(pq, []byte("PAR1")) || !bytes.HasSuffix(pq, []byte("PAR1")) {
+		t.Fatalf("the export is not a Parquet file (%v, %d bytes)", err, len(pq))
+	}
+	// The backup job ran in the background; it lands in <data-dir>/backups.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "backups", "mlnode-*.db"))
+		if len(files) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no backup in %s after the backup job", filepath.Join(dir, "backups"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Over the ingest limit a body is refused with 413, whether its size is
 // declared or it arrives chunked, and nothing is written.
 func TestBinary_IngestBodyLimit(t *testing.T) {
