@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 # Packages with goroutines, locks or shared state run under the race detector.
 RACE_PKGS := ./...
 
-.PHONY: build run test test-race test-unit lint check fuzz bench bench-http examples clean
+.PHONY: build run test test-race test-unit lint check fuzz bench bench-http bench-pit examples clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mlnode
@@ -63,6 +63,12 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./...
 	$(MAKE) bench-http
+	$(MAKE) bench-pit
+
+# The offline store end to end against DuckDB's ASOF JOIN (needs node and
+# npm; generates 10M events first, several minutes).
+bench-pit: build
+	$(GO) run ./bench/pit -bin ./$(BIN)
 
 bench-http: build
 	$(GO) run ./bench/load -bin ./$(BIN)

@@ -129,6 +129,24 @@ func run(ctx context.Context, args []string) error {
 	if err := rep.materialize(ctx, c, node); err != nil {
 		return err
 	}
+	if c.duckdb {
+		// The files mlnode wrote must be what a data lake reads: DuckDB
+		// counts them.
+		for _, f := range []struct {
+			name string
+			want int64
+			got  *int64
+		}{{"training.parquet", int64(c.rows), &rep.duckTrain}, {"export.parquet", rep.exportRows, &rep.duckExport}} {
+			n, err := duckdbCount(ctx, filepath.Join(dir, f.name))
+			if err != nil {
+				return fmt.Errorf("duckdb reading %s: %w", f.name, err)
+			}
+			if n != f.want {
+				return fmt.Errorf("duckdb read %d rows from %s, want %d", n, f.name, f.want)
+			}
+			*f.got = n
+		}
+	}
 	md := rep.markdown()
 	fmt.Print(md)
 	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
@@ -300,6 +318,31 @@ console.log(JSON.stringify({ ms, rows: Number(n) }));
 	return res.Ms, nil
 }
 
+// duckdbCount reads a Parquet file with DuckDB and counts its rows.
+func duckdbCount(ctx context.Context, path string) (int64, error) {
+	nodeDir, err := filepath.Abs("bench/out/node")
+	if err != nil {
+		return 0, err
+	}
+	script := fmt.Sprintf(`
+import { DuckDBInstance } from '@duckdb/node-api';
+const con = await (await DuckDBInstance.create(':memory:')).connect();
+const rows = (await con.runAndReadAll("SELECT count(*) FROM read_parquet('%s')")).getRows();
+console.log(Number(rows[0][0]));
+`, path)
+	sp := filepath.Join(nodeDir, "count.mjs")
+	if err := os.WriteFile(sp, []byte(script), 0o644); err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, "node", sp)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+}
+
 type node struct {
 	cmd  *exec.Cmd
 	addr string
@@ -401,6 +444,8 @@ type report struct {
 	exportRows int64
 	matMs      float64
 	matRows    int64
+	duckTrain  int64 // rows DuckDB read from mlnode's files
+	duckExport int64
 }
 
 func (rep *report) training(ctx context.Context, c config, n *node, dir string) error {
@@ -563,6 +608,9 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "| point-in-time join, peak RssAnon | %d MiB | | |\n", rep.trainPeak/1024)
 	fmt.Fprintf(&b, "| export to Parquet | %.0f rows/s (%d rows in %.0f ms) | | |\n", float64(rep.exportRows)/(rep.exportMs/1000), rep.exportRows, rep.exportMs)
 	fmt.Fprintf(&b, "| materialize-incremental | %.0f new events/s (%d in %.0f ms) | | |\n", float64(rep.matRows)/(rep.matMs/1000), rep.matRows, rep.matMs)
+	if rep.duckTrain > 0 {
+		fmt.Fprintf(&b, "\nDuckDB read mlnode's Parquet files back: %d training rows, %d exported events.\n", rep.duckTrain, rep.duckExport)
+	}
 	return b.String()
 }
 
