@@ -18,6 +18,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/mlnode/mlnode/appliance"
 )
@@ -52,6 +54,7 @@ type Options struct {
 type Join struct {
 	spool   *Spool
 	events  Events
+	tempDir string
 	parts   []Part
 	order   []int // spool columns in output order
 	cols    []Column
@@ -77,7 +80,7 @@ func Prepare(ctx context.Context, spool *Spool, parts []Part, ev Events, opts Op
 	if err := spool.finish(); err != nil {
 		return nil, err
 	}
-	j := &Join{spool: spool, events: ev, parts: parts, stats: Stats{Rows: spool.rows}}
+	j := &Join{spool: spool, events: ev, parts: parts, tempDir: opts.TempDir, stats: Stats{Rows: spool.rows}}
 	if err := j.bindKeys(); err != nil {
 		return nil, err
 	}
@@ -99,7 +102,7 @@ func Prepare(ctx context.Context, spool *Spool, parts []Part, ev Events, opts Op
 		return nil, err
 	}
 	for i := range parts {
-		it, err := j.joinPart(ctx, &parts[i], requests[i], newSorter(opts.TempDir, share))
+		it, err := j.joinPart(ctx, &parts[i], requests[i], share)
 		if err != nil {
 			j.Close()
 			return nil, fmt.Errorf("join %s: %w", parts[i].View.Key(), err)
@@ -213,34 +216,106 @@ func (j *Join) sortRequests(ctx context.Context, requests []*sorter) error {
 }
 
 // joinPart merges one part's sorted requests with its view's events and
-// returns the results in row order.
-func (j *Join) joinPart(ctx context.Context, p *Part, requests *sorter, results *sorter) (recordIter, error) {
+// returns the results in row order. A large in-memory request set is split
+// at an entity boundary and its halves merged concurrently, each with its
+// own cursor: the scan of the offline log is most of a join's work, and it
+// divides.
+func (j *Join) joinPart(ctx context.Context, p *Part, requests *sorter, budget int) (recordIter, error) {
 	in, err := requests.iterator()
 	if err != nil {
 		return nil, err
 	}
 	defer in.close()
+	ranges := []recordIter{in}
+	var starts [][]byte
+	if mem, ok := in.(*memIter); ok && Workers > 1 && len(mem.s.recs) >= parallelMin {
+		ranges, starts = mem.split(Workers)
+	}
+	results := make([]*sorter, len(ranges))
+	stats := make([]Stats, len(ranges))
+	errs := make([]error, len(ranges))
+	var wg sync.WaitGroup
+	for i := range ranges {
+		results[i] = newSorter(j.tempDir, budget/len(ranges))
+		var seek []byte
+		if i > 0 {
+			seek = starts[i]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stats[i], errs[i] = j.mergeRange(ctx, p, ranges[i], seek, results[i])
+		}()
+	}
+	wg.Wait()
+	its := make([]recordIter, 0, len(results))
+	fail := func(err error) (recordIter, error) {
+		for _, it := range its {
+			it.close()
+		}
+		for _, r := range results {
+			r.close()
+		}
+		return nil, err
+	}
+	for i := range results {
+		if errs[i] != nil {
+			return fail(errs[i])
+		}
+		j.stats.EventsScanned += stats[i].EventsScanned
+		j.stats.Matched += stats[i].Matched
+		j.stats.Spilled = j.stats.Spilled || results[i].spilled() || requests.spilled()
+		it, err := results[i].iterator()
+		if err != nil {
+			return fail(err)
+		}
+		its = append(its, it)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if len(its) == 1 {
+		return its[0], nil
+	}
+	return newMultiIter(its), nil
+}
+
+// Workers is how many goroutines one join may use; parallelMin is the
+// smallest request set worth splitting.
+var (
+	Workers     = runtime.GOMAXPROCS(0)
+	parallelMin = 1 << 16
+)
+
+// mergeRange is the merge of one range of sorted requests with the events,
+// from the first event at or after seek (nil: the start).
+func (j *Join) mergeRange(ctx context.Context, p *Part, in recordIter, seek []byte, results *sorter) (Stats, error) {
+	var st Stats
 	cur, err := j.events.Events(ctx, p.View)
 	if err != nil {
-		return nil, err
+		return st, err
 	}
 	defer cur.Close()
 	ttl := int64(p.View.TTL) / 1000 // ns → µs
 
 	var (
 		entity   []byte // the current request's entity key
-		has      = cur.Next()
+		has      bool
 		marked   bool // an event of entity with time <= the request's time was seen
 		markTime int64
 		decoded  bool // values holds the kept event's values
 		values   []appliance.Value
 		out      []byte
-		n        int64
 	)
+	if seek != nil {
+		has = cur.SeekKey(seek)
+	} else {
+		has = cur.Next()
+	}
 	for {
 		rec, ok, err := in.next()
 		if err != nil {
-			return nil, err
+			return st, err
 		}
 		if !ok {
 			break
@@ -252,7 +327,7 @@ func (j *Join) joinPart(ctx context.Context, p *Part, requests *sorter, results 
 			// Catch the events up to this entity.
 			for has && bytes.Compare(cur.Key(), entity) < 0 {
 				has = cur.Next()
-				n++
+				st.EventsScanned++
 			}
 		}
 		// Events of this entity up to the request's time; the last one
@@ -262,38 +337,33 @@ func (j *Join) joinPart(ctx context.Context, p *Part, requests *sorter, results 
 			cur.Keep()
 			marked, markTime, decoded = true, cur.EventTime(), false
 			has = cur.Next()
-			n++
+			st.EventsScanned++
 		}
 		if err := cur.Err(); err != nil {
-			return nil, err
+			return st, err
 		}
 		out = append(out[:0], idx...)
 		if marked && (ttl <= 0 || markTime >= ts-ttl) {
 			if !decoded {
 				if values, err = cur.KeptValues(values); err != nil {
-					return nil, err
+					return st, err
 				}
 				decoded = true
 			}
 			for _, fi := range p.Features {
 				out = appendValue(out, values[fi])
 			}
-			j.stats.Matched++
+			st.Matched++
 		} else {
 			for range p.Features {
 				out = append(out, byte(appliance.KindNull))
 			}
 		}
 		if err := results.add(out); err != nil {
-			return nil, err
+			return st, err
 		}
 	}
-	j.stats.EventsScanned += n
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	j.stats.Spilled = j.stats.Spilled || results.spilled() || requests.spilled()
-	return results.iterator()
+	return st, ctx.Err()
 }
 
 // Emit streams the rows in entity row order: the entity row's columns,

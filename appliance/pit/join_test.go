@@ -145,15 +145,22 @@ func must(t *testing.T, err error) {
 
 func TestJoin_MatchesNaiveReference(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		seed   uint64
-		budget int
+		name     string
+		seed     uint64
+		budget   int
+		parallel bool
 	}{
-		{"in memory", 1, 0},
-		{"spilling", 2, 1}, // the smallest budget: every sort goes to disk
-		{"in memory 2", 3, 0},
+		{"in memory", 1, 0, false},
+		{"spilling", 2, 1, false}, // the smallest budget: every sort goes to disk
+		{"in memory 2", 3, 0, false},
+		{"split across workers", 4, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.parallel {
+				defer pit.SetParallelMin(10)()
+				defer func(w int) { pit.Workers = w }(pit.Workers)
+				pit.Workers = 3
+			}
 			r := rand.New(rand.NewPCG(tc.seed, 99))
 			w := newWorld(t)
 			var users, drivers []appliance.Value

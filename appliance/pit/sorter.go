@@ -176,6 +176,98 @@ func (m *memIter) next() ([]byte, bool, error) {
 
 func (m *memIter) close() { m.s.arena, m.s.recs = nil, nil }
 
+// split divides the sorted records into up to n ranges that never cut one
+// entity's requests apart (records are entity key | time | row: the key is
+// all but the last 16 bytes), and returns each range's first entity key.
+func (m *memIter) split(n int) ([]recordIter, [][]byte) {
+	recs := m.s.recs
+	var its []recordIter
+	var starts [][]byte
+	lo := 0
+	for k := 1; k <= n && lo < len(recs); k++ {
+		hi := len(recs) * k / n
+		if hi <= lo {
+			continue
+		}
+		if hi < len(recs) {
+			key := func(i int) []byte { r := m.s.rec(recs[i]); return r[:len(r)-16] }
+			for hi < len(recs) && bytes.Equal(key(hi), key(hi-1)) {
+				hi++
+			}
+		}
+		first := m.s.rec(recs[lo])
+		its = append(its, &rangeIter{s: m.s, i: lo, end: hi})
+		starts = append(starts, first[:len(first)-16])
+		lo = hi
+	}
+	return its, starts
+}
+
+// rangeIter walks recs[i:end] of a sorted in-memory sorter; closing it
+// leaves the sorter's memory to whoever closes the sorter.
+type rangeIter struct {
+	s      *sorter
+	i, end int
+}
+
+func (r *rangeIter) next() ([]byte, bool, error) {
+	if r.i >= r.end {
+		return nil, false, nil
+	}
+	rec := r.s.rec(r.s.recs[r.i])
+	r.i++
+	return rec, true, nil
+}
+
+func (r *rangeIter) close() {}
+
+// multiIter merges sorted iterators. The source of the record returned
+// last is advanced only at the next call, so that record stays valid.
+type multiIter struct {
+	its  []recordIter
+	cur  [][]byte
+	last int
+}
+
+func newMultiIter(its []recordIter) *multiIter {
+	return &multiIter{its: its, cur: make([][]byte, len(its)), last: -1}
+}
+
+func (m *multiIter) next() ([]byte, bool, error) {
+	for i := range m.its {
+		if m.cur[i] == nil && (m.last == -1 || m.last == i) {
+			rec, ok, err := m.its[i].next()
+			if err != nil {
+				return nil, false, err
+			}
+			if ok {
+				m.cur[i] = rec
+			} else {
+				m.cur[i] = []byte{} // exhausted: never nil again
+			}
+		}
+	}
+	best := -1
+	for i, rec := range m.cur {
+		if len(rec) > 0 && (best < 0 || bytes.Compare(rec, m.cur[best]) < 0) {
+			best = i
+		}
+	}
+	m.last = best
+	if best < 0 {
+		return nil, false, nil
+	}
+	rec := m.cur[best]
+	m.cur[best] = nil
+	return rec, true, nil
+}
+
+func (m *multiIter) close() {
+	for _, it := range m.its {
+		it.close()
+	}
+}
+
 type runReader struct {
 	r   *bufio.Reader
 	f   *os.File
