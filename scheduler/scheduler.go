@@ -664,6 +664,9 @@ func (s *Scheduler) execute(ctx context.Context, sl *slot, def *appliance.Schedu
 		run.Status = appliance.RunCancelled
 	case job.State == appliance.JobFailed:
 		run.Status = appliance.RunFailed
+	case job.State == appliance.JobRunning || job.State == appliance.JobQueued:
+		// The node stopped its jobs first: this one keeps its checkpoint.
+		run.Status, run.Error = appliance.RunFailed, fmt.Sprintf("interrupted: the node stopped while job %s was %s; the job resumes at the next start (GET /api/v1/jobs/%s)", job.ID, job.State, job.ID)
 	default:
 		run.Status, run.Error = appliance.RunFailed, fmt.Sprintf("the job runner returned job %s in state %s", job.ID, job.State)
 	}
