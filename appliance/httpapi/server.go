@@ -59,6 +59,8 @@ type Services struct {
 	Stats appliance.FeatureStatsStore
 	// Offline reads the offline log for historical retrieval and export.
 	Offline appliance.OfflineStore
+	// Experiments runs the experiment lifecycle; nil: no such endpoints.
+	Experiments *appliance.Experiments
 	// Schedules runs jobs on cron schedules; Jobs starts and reports on
 	// jobs. Nil: no such endpoints.
 	Schedules appliance.ScheduleService
@@ -212,6 +214,7 @@ func (s *Server) routes() {
 
 	s.scheduleRoutes(v1, reader, admin)
 	s.jobRoutes(v1, reader, writer, admin)
+	s.experimentRoutes(v1, reader, writer, admin)
 	v1.Post("/historical-features", reader, s.historicalFeatures)
 	v1.Get("/feature-views/:name/export", reader, s.exportView)
 }

@@ -1,0 +1,178 @@
+package httpapi_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/httpapi"
+	"github.com/mlnode/mlnode/store"
+	"github.com/mlnode/mlnode/store/storetest"
+)
+
+// newExperimentNode has three versions of model churn (v3 archived) and a
+// production alias that requires signatures when signed is set.
+func newExperimentNode(t *testing.T, signed bool) *testNode {
+	t.Helper()
+	n := &testNode{t: t, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	n.store = storetest.Open(t, store.Options{})
+	if _, err := n.store.BootstrapAdmin(context.Background(), adminSecret); err != nil {
+		t.Fatal(err)
+	}
+	policies := map[string]appliance.AliasPolicy{"production": {RequireSignature: signed}}
+	clock := func() time.Time { return n.now }
+	n.srv = httpapi.New(httpapi.Config{Now: clock, AliasPolicies: policies},
+		httpapi.Services{Registry: n.store, Features: n.store, Tokens: n.store, Audit: n.store, Models: n.store,
+			Experiments: &appliance.Experiments{Store: n.store, Models: n.store, Policies: policies, Now: clock}})
+	for _, c := range []string{"v1", "v2", "v3", "v4"} {
+		n.modelVersion("churn", c, []string{"user_stats:clicks"}, nil)
+	}
+	status := appliance.StatusArchived
+	if _, err := n.store.PatchModelVersion(context.Background(), "churn", 3, &appliance.ModelVersionPatch{Status: &status}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func experimentBody(name string, mutate func(m map[string]any)) map[string]any {
+	m := map[string]any{"name": name, "model": "churn", "unit": "user_id",
+		"arms": []map[string]any{{"name": "control", "version": 1, "weight": 0.5}, {"name": "treatment", "version": 2, "weight": 0.5}},
+		"metrics": []map[string]any{{"name": "converted", "type": "binomial", "direction": "increase", "role": "goal"},
+			{"name": "latency", "type": "mean", "direction": "decrease", "role": "guardrail"}}}
+	if mutate != nil {
+		mutate(m)
+	}
+	return m
+}
+
+func TestExperiments_Lifecycle(t *testing.T) {
+	n := newExperimentNode(t, false)
+	writer := n.token("writer")
+	e := n.do("POST", "/api/v1/experiments", writer, "application/json", experimentBody("checkout", func(m map[string]any) {
+		m["shadow"] = []map[string]any{{"version": 4, "percent": 20}}
+	}))
+	if e.status != 201 || e.json(t)["state"] != "draft" || e.json(t)["coverage"].(float64) != 1 {
+		t.Fatalf("create: %d %s", e.status, e.body)
+	}
+	if r := n.do("POST", "/api/v1/experiments/checkout/start", writer, "", nil); r.status != 403 {
+		t.Fatalf("a writer started an experiment: %d", r.status)
+	}
+	if r := n.admin("POST", "/api/v1/experiments/checkout/start", nil, 200).json(t); r["state"] != "running" || r["started_at"] == nil {
+		t.Fatalf("start: %v", r)
+	}
+	// Raising coverage keeps every assigned unit: allowed while running.
+	// Changing weights would move units: refused, unless with a new seed.
+	body := experimentBody("checkout", func(m map[string]any) { m["coverage"] = 1.0; m["description"] = "now described" })
+	n.admin("PUT", "/api/v1/experiments/checkout", body, 200)
+	moved := experimentBody("checkout", func(m map[string]any) {
+		m["arms"] = []map[string]any{{"name": "control", "version": 1, "weight": 0.3}, {"name": "treatment", "version": 2, "weight": 0.7}}
+	})
+	if r := n.do("PUT", "/api/v1/experiments/checkout", adminSecret, "application/json", moved); r.status != 409 {
+		t.Fatalf("moving units while running: %d %s", r.status, r.body)
+	} else if _, field := r.errorOf(t); field != "seed" {
+		t.Fatalf("field %q", field)
+	}
+	moved["seed"] = "checkout-2"
+	n.admin("PUT", "/api/v1/experiments/checkout", moved, 200)
+	// The audit log has every step, the reseed included.
+	audit := string(n.admin("GET", "/api/v1/audit?object=experiment/checkout", nil, 200).body)
+	for _, action := range []string{"experiment.create", "experiment.start", "experiment.update"} {
+		if !strings.Contains(audit, action) {
+			t.Fatalf("audit lacks %s: %s", action, audit)
+		}
+	}
+	if !strings.Contains(audit, `"seed":"checkout-2"`) {
+		t.Fatalf("audit lacks the new seed: %s", audit)
+	}
+	n.admin("POST", "/api/v1/experiments/checkout/stop", map[string]any{"reason": "enough data"}, 200)
+	r := n.admin("POST", "/api/v1/experiments/checkout/conclude", map[string]any{"arm": "treatment"}, 200).json(t)
+	if r["experiment"].(map[string]any)["state"] != "concluded" || r["alias_change"].(map[string]any)["version"].(float64) != 2 {
+		t.Fatalf("conclude: %v", r)
+	}
+	if got := n.admin("GET", "/api/v1/models/churn", nil, 200).json(t)["aliases"].(map[string]any)["production"]; got.(float64) != 2 {
+		t.Fatalf("production is %v after concluding", got)
+	}
+	if r := n.do("POST", "/api/v1/experiments/checkout/start", adminSecret, "", nil); r.status != 409 {
+		t.Fatalf("restarting a concluded experiment: %d", r.status)
+	}
+}
+
+func TestExperiments_BadDefinitions(t *testing.T) {
+	n := newExperimentNode(t, false)
+	arms := func(a ...map[string]any) func(m map[string]any) { return func(m map[string]any) { m["arms"] = a } }
+	arm := func(name string, version int, weight float64) map[string]any {
+		return map[string]any{"name": name, "version": version, "weight": weight}
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(m map[string]any)
+		status int
+		field  string
+	}{
+		{"weights sum to 0.9", arms(arm("a", 1, 0.5), arm("b", 2, 0.4)), 400, "arms"},
+		{"weights sum to 1.0005 is fine", arms(arm("a", 1, 0.5), arm("b", 2, 0.5005)), 201, ""},
+		{"archived version", arms(arm("a", 1, 0.5), arm("b", 3, 0.5)), 400, "arms[1].version"},
+		{"missing version", arms(arm("a", 1, 0.5), arm("b", 9, 0.5)), 404, "arms[1].version"},
+		{"duplicate version", arms(arm("a", 1, 0.5), arm("b", 1, 0.5)), 400, "arms[1].version"},
+		{"duplicate arm name", arms(arm("a", 1, 0.5), arm("a", 2, 0.5)), 400, "arms[1].name"},
+		{"one arm", arms(arm("a", 1, 1)), 400, "arms"},
+		{"unknown model", func(m map[string]any) { m["model"] = "nope" }, 404, "model"},
+		{"no unit", func(m map[string]any) { delete(m, "unit") }, 400, "unit"},
+		{"bad metric type", func(m map[string]any) {
+			m["metrics"] = []map[string]any{{"name": "x", "type": "median", "direction": "increase", "role": "goal"}}
+		}, 400, "metrics[0].type"},
+		{"shadow of an arm", func(m map[string]any) { m["shadow"] = []map[string]any{{"version": 2, "percent": 10}} }, 400, "shadow[0].version"},
+		{"bad condition op", func(m map[string]any) {
+			m["conditions"] = []map[string]any{{"attribute": "country", "op": "like", "value": "A%"}}
+		}, 400, "conditions[0].op"},
+		{"force to unknown arm", func(m map[string]any) { m["force"] = map[string]any{"qa-user": "nope"} }, 400, "force.qa-user"},
+		{"coverage above 1", func(m map[string]any) { m["coverage"] = 1.5 }, 400, "coverage"},
+		{"unknown field", func(m map[string]any) { m["colour"] = "red" }, 400, "colour"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := experimentBody("e_"+strings.ReplaceAll(strings.ReplaceAll(tc.name, " ", "_"), ".", "_"), tc.mutate)
+			r := n.do("POST", "/api/v1/experiments", adminSecret, "application/json", body)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			if tc.field != "" {
+				if _, field := r.errorOf(t); field != tc.field {
+					t.Fatalf("field %q, want %q: %s", field, tc.field, r.body)
+				}
+			}
+		})
+	}
+}
+
+func TestExperiments_LayersAndSigningPolicy(t *testing.T) {
+	n := newExperimentNode(t, false)
+	layer := func(start, end float64) func(m map[string]any) {
+		return func(m map[string]any) { m["layer"] = map[string]any{"name": "checkout", "start": start, "end": end} }
+	}
+	n.admin("POST", "/api/v1/experiments", experimentBody("first", layer(0, 0.5)), 201)
+	n.admin("POST", "/api/v1/experiments", experimentBody("overlapping", layer(0.4, 1)), 201)
+	n.admin("POST", "/api/v1/experiments", experimentBody("disjoint", layer(0.5, 1)), 201)
+	n.admin("POST", "/api/v1/experiments", experimentBody("unlayered", nil), 201)
+	n.admin("POST", "/api/v1/experiments/first/start", nil, 200)
+	if r := n.do("POST", "/api/v1/experiments/overlapping/start", adminSecret, "", nil); r.status != 409 {
+		t.Fatalf("overlapping layer ranges both running: %d", r.status)
+	} else if _, field := r.errorOf(t); field != "layer" {
+		t.Fatalf("field %q", field)
+	}
+	n.admin("POST", "/api/v1/experiments/disjoint/start", nil, 200)
+	if r := n.do("POST", "/api/v1/experiments/unlayered/start", adminSecret, "", nil); r.status != 409 {
+		t.Fatalf("a second experiment on the model outside the layer: %d", r.status)
+	}
+
+	signed := newExperimentNode(t, true)
+	signed.admin("POST", "/api/v1/experiments", experimentBody("e", nil), 201)
+	r := signed.do("POST", "/api/v1/experiments/e/start", adminSecret, "", nil)
+	if r.status != 409 || !strings.Contains(string(r.body), "trusted signature") {
+		t.Fatalf("unsigned arms started under a signing policy: %d %s", r.status, r.body)
+	}
+	if _, field := r.errorOf(t); field != "arms[0].version" {
+		t.Fatalf("field %q", field)
+	}
+}
