@@ -41,7 +41,9 @@ func TestExperiment_MovesUnits(t *testing.T) {
 }
 
 func TestLayer_Overlaps(t *testing.T) {
-	l := func(name string, s, e float64) *appliance.Layer { return &appliance.Layer{Name: name, Start: s, End: e} }
+	l := func(name string, s, e float64) *appliance.Layer {
+		return &appliance.Layer{Name: name, Start: s, End: e}
+	}
 	for _, tc := range []struct {
 		a, b *appliance.Layer
 		want bool

@@ -121,7 +121,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
 		Offline: m.Store, Jobs: m.Jobs, Schedules: m.Scheduler, Stats: m.Store,
 		Experiments: &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies},
-		Modules: m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
+		Modules:     m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
 		Predictor: &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
 			Transforms: modules, Telemetry: m.Store.Telemetry()},
 		Uploader: &upload.Uploader{Models: m.Store, Views: m.Store, Inspector: modules, Runner: modules, TrustedKeys: trusted,
