@@ -44,6 +44,10 @@ type EventCursor interface {
 type OfflineStore interface {
 	// Events opens a cursor over a view version's events.
 	Events(ctx context.Context, view *FeatureView) (EventCursor, error)
+	// EventsAfter opens a cursor over the events ingested after afterSeq,
+	// in the same order, at a cost that follows their number rather than
+	// the log's size: incremental passes use it.
+	EventsAfter(ctx context.Context, view *FeatureView, afterSeq uint64) (EventCursor, error)
 	// ScanIngested calls fn for every event of a view version with an
 	// ingest sequence above afterSeq, in no particular order, until fn
 	// returns false.

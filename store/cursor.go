@@ -51,7 +51,8 @@ type eventCursor struct {
 	runs    mergeHeap
 	tail    []tailEvent
 	ti      int
-	tailMin uint64 // runs' rows at or above this sequence are in tail
+	tailMin  uint64 // runs' rows at or above this sequence are in tail
+	afterSeq uint64 // rows at or below it are left out
 
 	// The current event.
 	full     []byte // key | time | seq
@@ -71,7 +72,14 @@ type eventCursor struct {
 
 // Events implements appliance.OfflineStore.
 func (s *Store) Events(ctx context.Context, view *appliance.FeatureView) (appliance.EventCursor, error) {
-	c := &eventCursor{s: s, ctx: ctx, view: view, viewKey: []byte(view.Key()), nvals: len(view.Features)}
+	return s.EventsAfter(ctx, view, 0)
+}
+
+// EventsAfter implements appliance.OfflineStore: runs whose every row is at
+// or below afterSeq are left out altogether, so an incremental pass costs
+// what was ingested since, not the size of the log.
+func (s *Store) EventsAfter(ctx context.Context, view *appliance.FeatureView, afterSeq uint64) (appliance.EventCursor, error) {
+	c := &eventCursor{s: s, ctx: ctx, view: view, viewKey: []byte(view.Key()), nvals: len(view.Features), afterSeq: afterSeq}
 	if err := c.begin(); err != nil {
 		return nil, err
 	}
@@ -83,11 +91,18 @@ func (s *Store) Events(ctx context.Context, view *appliance.FeatureView) (applia
 	var arena []byte
 	var spans []span
 	var plainBuf []byte
-	for k, v := tail.First(); k != nil; k, v = tail.Next() {
+	// Runs hold only rows below the tail's first sequence.
+	if k, _ := tail.First(); k != nil {
+		c.tailMin = binary.BigEndian.Uint64(k)
+	}
+	for k, v := tail.Seek(u64(afterSeq + 1)); k != nil; k, v = tail.Next() {
 		seq := binary.BigEndian.Uint64(k)
-		if c.tailMin == ^uint64(0) {
-			c.tailMin = seq
-			n := tailBucket.Stats().KeyN
+		if spans == nil {
+			// The meta's count, not Stats(), which walks every page.
+			n := 1024
+			if meta, err := s.readEventsMeta(events); err == nil && meta.TailRows > 0 {
+				n = int(min(meta.TailRows, 1<<22))
+			}
 			spans = make([]span, 0, n)
 			arena = make([]byte, 0, n*(len(v)+16))
 		}
@@ -143,12 +158,15 @@ func (c *eventCursor) position(from []byte, after bool) error {
 	if events == nil {
 		return appliance.NotFound("feature view", c.view.Key())
 	}
-	runs, _, err := c.s.runs(events, false)
+	runs, meta, err := c.s.runs(events, false)
 	if err != nil {
 		return err
 	}
 	c.runs = c.runs[:0]
 	for _, r := range runs {
+		if c.afterSeq > 0 && meta.Runs[runIndex(meta, r.id)].MaxSeq <= c.afterSeq {
+			continue
+		}
 		cur := r.run.Cursor()
 		var k, v []byte
 		if from == nil {
@@ -170,7 +188,10 @@ func (c *eventCursor) position(from []byte, after bool) error {
 
 // skipFlushed passes over run rows that this cursor reads from its tail copy.
 func (c *eventCursor) skipFlushed(cur *bolt.Cursor, k, v []byte) ([]byte, []byte) {
-	for k != nil && binary.BigEndian.Uint64(k[len(k)-8:]) >= c.tailMin {
+	for k != nil {
+		if seq := binary.BigEndian.Uint64(k[len(k)-8:]); seq < c.tailMin && seq > c.afterSeq {
+			break
+		}
 		k, v = cur.Next()
 	}
 	return k, v

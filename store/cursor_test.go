@@ -192,3 +192,33 @@ func TestWriteOnline_NewerOrEqualWins(t *testing.T) {
 		t.Fatalf("online rows %d, want 1", vs.OnlineRows)
 	}
 }
+
+func TestEventsAfter_OnlyNewerEventsInOrder(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	v := defineView(t, s)
+	writeBatches(t, s, v, 6, 40, 11)
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writeBatches(t, s, v, 2, 30, 11)
+	all := expectedEvents(t, s, v)
+	for _, after := range []uint64{0, 1, 100, 239, 240, 250, 299, 300, 1000} {
+		var want []cursorEvent
+		for _, e := range all {
+			if e.seq > after {
+				want = append(want, e)
+			}
+		}
+		c, err := s.EventsAfter(ctx, v, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readCursor(t, c, nil)
+		c.Close()
+		if !slices.Equal(got, want) {
+			t.Fatalf("after %d: %d events, want %d", after, len(got), len(want))
+		}
+	}
+}

@@ -57,6 +57,7 @@ type MaterializeResult struct {
 // OnlineWriter is the part of appliance.OfflineStore a materialization uses.
 type OnlineWriter interface {
 	Events(ctx context.Context, view *appliance.FeatureView) (appliance.EventCursor, error)
+	EventsAfter(ctx context.Context, view *appliance.FeatureView, afterSeq uint64) (appliance.EventCursor, error)
 	LastSeq(ctx context.Context) (uint64, error)
 	WriteOnline(ctx context.Context, w *appliance.OnlineWrite) (int, error)
 	Watermark(ctx context.Context, view *appliance.FeatureView) (uint64, error)
@@ -241,7 +242,7 @@ func (m *Materializer) run(incremental bool) func(context.Context, appliance.Job
 			if incremental {
 				err = m.incremental(ctx, jc, view, end, &st, total)
 			} else {
-				err = m.scan(ctx, jc, view, &st, total, func(t int64, _ uint64) bool { return t >= start && t <= end }, nil)
+				err = m.scan(ctx, jc, view, &st, total, func(t int64, _ uint64) bool { return t >= start && t <= end }, nil, 0)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("materialize %s: %w", view.Key(), err)
@@ -285,15 +286,15 @@ func (m *Materializer) incremental(ctx context.Context, jc appliance.JobControl,
 		}
 		return max(w, snapshot)
 	}
-	return m.scan(ctx, jc, view, st, total, pred, watermark)
+	return m.scan(ctx, jc, view, st, total, pred, watermark, w)
 }
 
 // scan walks a view's events in entity order and writes, per entity, the
 // last event pred accepts: the newest, ties to the later-ingested.
 // When watermark is not nil, the final chunk also sets the view's watermark
-// to what it returns.
-func (m *Materializer) scan(ctx context.Context, jc appliance.JobControl, view *appliance.FeatureView, st *materializeState, total int64, pred func(int64, uint64) bool, watermark func() uint64) error {
-	cur, err := m.Offline.Events(ctx, view)
+// to what it returns. Events at or below afterSeq are not read at all.
+func (m *Materializer) scan(ctx context.Context, jc appliance.JobControl, view *appliance.FeatureView, st *materializeState, total int64, pred func(int64, uint64) bool, watermark func() uint64, afterSeq uint64) error {
+	cur, err := m.Offline.EventsAfter(ctx, view, afterSeq)
 	if err != nil {
 		return err
 	}
