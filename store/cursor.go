@@ -46,11 +46,11 @@ type eventCursor struct {
 	viewKey []byte
 	nvals   int
 
-	tx      *bolt.Tx
-	txStart time.Time
-	runs    mergeHeap
-	tail    []tailEvent
-	ti      int
+	tx       *bolt.Tx
+	txStart  time.Time
+	runs     mergeHeap
+	tail     []tailEvent
+	ti       int
 	tailMin  uint64 // runs' rows at or above this sequence are in tail
 	afterSeq uint64 // rows at or below it are left out
 
