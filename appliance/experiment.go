@@ -295,3 +295,19 @@ type ExperimentStore interface {
 	Experiment(ctx context.Context, name string) (*Experiment, error)
 	Experiments(ctx context.Context) ([]*Experiment, error)
 }
+
+// Route is where an experiment sends one unit.
+type Route struct {
+	Experiment *Experiment
+	Arm        *Arm
+	Unit       string
+}
+
+// ExperimentRouter finds the running experiment a unit of a model is in.
+// unit looks up the experiment's unit attribute in the request; a nil
+// Route means no experiment takes the unit (it gets the production alias).
+type ExperimentRouter interface {
+	Route(ctx context.Context, model string, unit func(attribute string) (string, bool), attrs map[string]any) (*Route, error)
+	// Invalidate drops what the router cached: an experiment changed.
+	Invalidate()
+}

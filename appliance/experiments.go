@@ -17,7 +17,16 @@ type Experiments struct {
 	Store    ExperimentStore
 	Models   ModelRegistry
 	Policies map[string]AliasPolicy // by alias
-	Now      func() time.Time
+	// Router, when set, is told of every change, so predict routes by the
+	// new state at once.
+	Router ExperimentRouter
+	Now    func() time.Time
+}
+
+func (x *Experiments) changed() {
+	if x.Router != nil {
+		x.Router.Invalidate()
+	}
 }
 
 func (x *Experiments) now() time.Time {
@@ -73,6 +82,7 @@ func (x *Experiments) Create(ctx context.Context, e *Experiment) (*Experiment, e
 	if err := x.Store.CreateExperiment(ctx, e); err != nil {
 		return nil, err
 	}
+	x.changed()
 	return e, nil
 }
 
@@ -86,6 +96,7 @@ func (x *Experiments) Update(ctx context.Context, name string, next *Experiment)
 	if err := x.prepare(ctx, next); err != nil {
 		return nil, err
 	}
+	defer x.changed()
 	return x.Store.UpdateExperiment(ctx, name, "update", func(cur *Experiment, _ []*Experiment) (*Experiment, error) {
 		switch cur.State {
 		case ExperimentConcluded:
@@ -140,6 +151,7 @@ func (x *Experiments) Start(ctx context.Context, name string) (*Experiment, erro
 			}
 		}
 	}
+	defer x.changed()
 	return x.Store.UpdateExperiment(ctx, name, "start", func(cur *Experiment, others []*Experiment) (*Experiment, error) {
 		if cur.State != ExperimentDraft && cur.State != ExperimentStopped {
 			return nil, Errorf(ECONFLICT, "experiment %s is %s; only a draft or stopped experiment starts", name, cur.State)
@@ -167,6 +179,7 @@ func (x *Experiments) Start(ctx context.Context, name string) (*Experiment, erro
 // Stop stops a running experiment: every unit gets the production alias
 // again. reason is recorded (a guardrail names itself).
 func (x *Experiments) Stop(ctx context.Context, name, reason string) (*Experiment, error) {
+	defer x.changed()
 	return x.Store.UpdateExperiment(ctx, name, "stop", func(cur *Experiment, _ []*Experiment) (*Experiment, error) {
 		if cur.State != ExperimentRunning {
 			return nil, Errorf(ECONFLICT, "experiment %s is %s, not running", name, cur.State)
@@ -190,6 +203,7 @@ func (x *Experiments) Conclude(ctx context.Context, name, arm string, promote bo
 	if a == nil {
 		return nil, nil, Invalid("arm", "experiment %s has no arm %q", name, arm)
 	}
+	defer x.changed()
 	out, err := x.Store.UpdateExperiment(ctx, name, "conclude", func(cur *Experiment, _ []*Experiment) (*Experiment, error) {
 		if cur.State == ExperimentConcluded || cur.State == ExperimentDraft {
 			return nil, Errorf(ECONFLICT, "experiment %s is %s; only a running or stopped experiment is concluded", name, cur.State)

@@ -31,7 +31,11 @@ type PredictRequest struct {
 	Entities map[string]json.RawMessage
 	Request  map[string]json.RawMessage // request-time inputs by name
 	Features map[string]float64         // caller-supplied inputs, by reference; they win over stored values
-	Unit     string                     // for experiments (later); logged
+	// Unit identifies the unit for experiments when the experiment's unit
+	// attribute is not among Attributes or Entities; logged.
+	Unit string
+	// Attributes of the unit, for experiment targeting and breakdowns.
+	Attributes map[string]any
 }
 
 // Prediction is the answer.
@@ -41,22 +45,27 @@ type Prediction struct {
 	Alias     string             `json:"alias,omitempty"`
 	Outputs   map[string]float64 `json:"outputs"`
 	RequestID string             `json:"request_id"`
+	// Experiment and Arm are set when a running experiment chose the version.
+	Experiment string `json:"experiment,omitempty"`
+	Arm        string `json:"arm,omitempty"`
 }
 
 // PredictionLog is what the telemetry buffer keeps of each prediction.
 // Inputs and outputs are in the order of the version's manifest (its
 // inputs and outputs lists): a log line stays small and cheap to write.
 type PredictionLog struct {
-	RequestID string            `json:"request_id"`
-	Time      time.Time         `json:"time"`
-	Model     string            `json:"model"`
-	Version   int               `json:"version"`
-	Alias     string            `json:"alias,omitempty"`
-	EntityKey map[string]string `json:"entity,omitempty"`
-	Unit      string            `json:"unit,omitempty"`
-	Inputs    []float64         `json:"inputs"`
-	Outputs   []float64         `json:"outputs"`
-	LatencyUS int64             `json:"latency_us"`
+	RequestID  string            `json:"request_id"`
+	Time       time.Time         `json:"time"`
+	Model      string            `json:"model"`
+	Version    int               `json:"version"`
+	Alias      string            `json:"alias,omitempty"`
+	EntityKey  map[string]string `json:"entity,omitempty"`
+	Unit       string            `json:"unit,omitempty"`
+	Experiment string            `json:"experiment,omitempty"`
+	Arm        string            `json:"arm,omitempty"`
+	Inputs     []float64         `json:"inputs"`
+	Outputs    []float64         `json:"outputs"`
+	LatencyUS  int64             `json:"latency_us"`
 }
 
 // Predictor is the predict flow: resolve the version, read its inputs from
@@ -69,7 +78,10 @@ type Predictor struct {
 	Runner     ModelRunner
 	Transforms Transformer
 	Telemetry  TelemetrySink
-	Now        func() time.Time
+	// Router applies running experiments to requests that name neither a
+	// version nor an alias; nil: none.
+	Router ExperimentRouter
+	Now    func() time.Time
 
 	plans sync.Map // *ModelVersion → *inputPlan
 }
@@ -144,12 +156,64 @@ func (p *Predictor) Resolve(ctx context.Context, req *PredictRequest) (*ModelVer
 	return mv, alias, err
 }
 
+// unitOf finds a unit attribute's value in the request: among the
+// attributes, then the entities (a join key is the usual unit), then the
+// request's explicit unit.
+func (req *PredictRequest) unitOf(attribute string) (string, bool) {
+	if v, ok := req.Attributes[attribute]; ok {
+		switch t := v.(type) {
+		case string:
+			return t, true
+		case json.Number:
+			return t.String(), true
+		case float64:
+			return strconv.FormatFloat(t, 'f', -1, 64), true
+		case int64:
+			return strconv.FormatInt(t, 10), true
+		}
+	}
+	if raw, ok := req.Entities[attribute]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s, true
+		}
+		return strings.TrimSpace(string(raw)), true
+	}
+	if req.Unit != "" {
+		return req.Unit, true
+	}
+	return "", false
+}
+
+// route applies a running experiment: a request that names no version and
+// no alias, from a unit an experiment takes, gets its arm's version.
+func (p *Predictor) route(ctx context.Context, req *PredictRequest) (*Route, *ModelVersion, error) {
+	if p.Router == nil || req.Version > 0 || req.Alias != "" {
+		return nil, nil, nil
+	}
+	rt, err := p.Router.Route(ctx, req.Model, req.unitOf, req.Attributes)
+	if err != nil || rt == nil {
+		return nil, nil, err
+	}
+	mv, err := p.Models.ModelVersion(ctx, req.Model, rt.Arm.Version)
+	if err != nil {
+		return nil, nil, fmt.Errorf("experiment %s arm %s: %w", rt.Experiment.Name, rt.Arm.Name, err)
+	}
+	return rt, mv, nil
+}
+
 // Predict runs one prediction.
 func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Prediction, error) {
 	start := time.Now()
-	mv, alias, err := p.Resolve(ctx, req)
+	rt, mv, err := p.route(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	alias := ""
+	if mv == nil {
+		if mv, alias, err = p.Resolve(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 	plan, err := p.plan(ctx, mv)
 	if err != nil {
@@ -168,8 +232,14 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 	for i, name := range mv.Outputs {
 		res.Outputs[name] = out[i]
 	}
+	if rt != nil {
+		res.Experiment, res.Arm = rt.Experiment.Name, rt.Arm.Name
+	}
 	if p.Telemetry != nil {
-		p.log(req, mv, alias, in, out, res.RequestID, time.Since(start))
+		p.log(req, mv, alias, rt, in, out, res.RequestID, time.Since(start))
+		if rt != nil {
+			p.logExposure(req, rt, mv, res.RequestID)
+		}
 	}
 	return res, nil
 }
@@ -336,7 +406,7 @@ func (p *Predictor) now() time.Time {
 
 // log appends the prediction to the telemetry buffer. It is on every
 // request's path, so the JSON is written by hand: no maps, no reflection.
-func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, in, out []float64, requestID string, took time.Duration) {
+func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, rt *Route, in, out []float64, requestID string, took time.Duration) {
 	b := make([]byte, 0, 256+len(in)*12)
 	b = append(b, `{"request_id":`...)
 	b = appendJSONString(b, requestID)
@@ -364,7 +434,14 @@ func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, in,
 		}
 		b = append(b, '}')
 	}
-	if req.Unit != "" {
+	if rt != nil {
+		b = append(b, `,"experiment":`...)
+		b = appendJSONString(b, rt.Experiment.Name)
+		b = append(b, `,"arm":`...)
+		b = appendJSONString(b, rt.Arm.Name)
+		b = append(b, `,"unit":`...)
+		b = appendJSONString(b, rt.Unit)
+	} else if req.Unit != "" {
 		b = append(b, `,"unit":`...)
 		b = appendJSONString(b, req.Unit)
 	}
@@ -374,6 +451,57 @@ func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, in,
 	b = strconv.AppendInt(b, took.Microseconds(), 10)
 	b = append(b, '}')
 	p.Telemetry.Append("prediction", b)
+}
+
+// ExposureLog is what the telemetry buffer keeps of each exposure: a unit
+// served by an experiment's arm. The breakdown attributes of the
+// experiment come along, so results can be split by them.
+type ExposureLog struct {
+	RequestID  string            `json:"request_id"`
+	Time       time.Time         `json:"time"`
+	Experiment string            `json:"experiment"`
+	Arm        string            `json:"arm"`
+	Version    int               `json:"version"`
+	Unit       string            `json:"unit"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// logExposure appends an exposure to the telemetry buffer, by hand like
+// log.
+func (p *Predictor) logExposure(req *PredictRequest, rt *Route, mv *ModelVersion, requestID string) {
+	b := make([]byte, 0, 192)
+	b = append(b, `{"request_id":`...)
+	b = appendJSONString(b, requestID)
+	b = append(b, `,"time":"`...)
+	b = p.now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","experiment":`...)
+	b = appendJSONString(b, rt.Experiment.Name)
+	b = append(b, `,"arm":`...)
+	b = appendJSONString(b, rt.Arm.Name)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(mv.Version), 10)
+	b = append(b, `,"unit":`...)
+	b = appendJSONString(b, rt.Unit)
+	if len(rt.Experiment.Breakdowns) > 0 {
+		b = append(b, `,"attributes":{`...)
+		n := 0
+		for _, name := range rt.Experiment.Breakdowns {
+			v, ok := req.Attributes[name]
+			if !ok {
+				continue
+			}
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			b = appendJSONString(b, name)
+			b = append(b, ':')
+			b = appendJSONString(b, fmt.Sprint(v))
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	p.Telemetry.Append("exposure", b)
 }
 
 // appendFloats writes a JSON array; NaN and infinities (which JSON cannot

@@ -2,12 +2,16 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mlnode/mlnode/appliance"
 	"github.com/mlnode/mlnode/appliance/httpapi"
+	"github.com/mlnode/mlnode/appliance/mock"
+	"github.com/mlnode/mlnode/appliance/routing"
 	"github.com/mlnode/mlnode/store"
 	"github.com/mlnode/mlnode/store/storetest"
 )
@@ -174,5 +178,95 @@ func TestExperiments_LayersAndSigningPolicy(t *testing.T) {
 	}
 	if _, field := r.errorOf(t); field != "arms[0].version" {
 		t.Fatalf("field %q", field)
+	}
+}
+
+func TestExperiments_PredictRoutesUnitsByArm(t *testing.T) {
+	n := &testNode{t: t, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	n.store = storetest.Open(t, store.Options{})
+	if _, err := n.store.BootstrapAdmin(context.Background(), adminSecret); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	kinds := map[string][]string{}
+	sink := &mock.TelemetrySink{AppendFn: func(kind string, data []byte) bool {
+		mu.Lock()
+		kinds[kind] = append(kinds[kind], string(data))
+		mu.Unlock()
+		return true
+	}}
+	runner := &mock.ModelRunner{PredictFn: func(_ context.Context, _ string, _ appliance.ModuleLimits, in, out []float64) error {
+		out[0] = in[0]
+		return nil
+	}}
+	clock := func() time.Time { return n.now }
+	router := &routing.Router{Store: n.store}
+	n.srv = httpapi.New(httpapi.Config{Now: clock},
+		httpapi.Services{Registry: n.store, Features: n.store, Tokens: n.store, Audit: n.store, Models: n.store,
+			Predictor:   &appliance.Predictor{Models: n.store, Views: n.store, Features: n.store, Runner: runner, Telemetry: sink, Router: router, Now: clock},
+			Experiments: &appliance.Experiments{Store: n.store, Models: n.store, Router: router, Now: clock}})
+	for _, c := range []string{"v1", "v2"} {
+		n.modelVersion("churn", c, []string{"request:basket"}, map[string]float64{"request:basket": 1})
+	}
+	n.admin("PUT", "/api/v1/models/churn/aliases/production", map[string]any{"version": 1}, 200)
+	n.admin("POST", "/api/v1/experiments", experimentBody("checkout", func(m map[string]any) {
+		m["force"] = map[string]any{"qa-1": "treatment"}
+		m["breakdowns"] = []string{"country"}
+	}), 201)
+	predict := func(body map[string]any) map[string]any {
+		return n.admin("POST", "/api/v1/predict/churn", body, 200).json(t)
+	}
+	if r := predict(map[string]any{"entities": map[string]any{"user_id": "u1"}}); r["experiment"] != nil || r["version"].(float64) != 1 {
+		t.Fatalf("a draft experiment routed: %v", r)
+	}
+	n.admin("POST", "/api/v1/experiments/checkout/start", nil, 200)
+
+	exp, err := n.store.Experiment(context.Background(), "checkout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiled, err := routing.Compile(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for i := range 400 {
+		unit := fmt.Sprintf("u%d", i)
+		r := predict(map[string]any{"entities": map[string]any{"user_id": unit}, "attributes": map[string]any{"country": "AE"}})
+		v, in, _ := compiled.Assign(unit, nil)
+		want := exp.Arms[v]
+		if !in || r["experiment"] != "checkout" || r["arm"] != want.Name || int(r["version"].(float64)) != want.Version {
+			t.Fatalf("unit %s: %v, want arm %s (the assignment reproduced outside the node)", unit, r, want.Name)
+		}
+		counts[want.Name]++
+		// Sticky: the same unit gets the same arm again.
+		if again := predict(map[string]any{"entities": map[string]any{"user_id": unit}}); again["arm"] != r["arm"] {
+			t.Fatalf("unit %s moved from %v to %v", unit, r["arm"], again["arm"])
+		}
+	}
+	if counts["control"] < 160 || counts["treatment"] < 160 {
+		t.Fatalf("400 units split %v; want about half each", counts)
+	}
+	if r := predict(map[string]any{"entities": map[string]any{"user_id": "qa-1"}}); r["arm"] != "treatment" {
+		t.Fatalf("forced unit: %v", r)
+	}
+	// An explicit version or alias bypasses the experiment.
+	if r := predict(map[string]any{"entities": map[string]any{"user_id": "u1"}, "version": 2}); r["experiment"] != nil {
+		t.Fatalf("explicit version routed: %v", r)
+	}
+	if r := predict(map[string]any{"entities": map[string]any{"user_id": "u1"}, "alias": "production"}); r["experiment"] != nil || r["version"].(float64) != 1 {
+		t.Fatalf("explicit alias routed: %v", r)
+	}
+	mu.Lock()
+	exposures := len(kinds["exposure"])
+	first := kinds["exposure"][0]
+	mu.Unlock()
+	if exposures != 801 || !strings.Contains(first, `"experiment":"checkout"`) || !strings.Contains(first, `"attributes":{"country":"AE"}`) {
+		t.Fatalf("%d exposures, first %s", exposures, first)
+	}
+	// Stopped: everyone is back on production at once.
+	n.admin("POST", "/api/v1/experiments/checkout/stop", nil, 200)
+	if r := predict(map[string]any{"entities": map[string]any{"user_id": "qa-1"}}); r["experiment"] != nil || r["version"].(float64) != 1 {
+		t.Fatalf("after stop: %v", r)
 	}
 }

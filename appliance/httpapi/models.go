@@ -205,17 +205,18 @@ func (s *Server) aliasHistory(c *fiber.Ctx) error {
 
 // predictRequest is the body of POST /api/v1/predict/{name}.
 type predictRequest struct {
-	Entities map[string]json.RawMessage `json:"entities"`
-	Request  map[string]json.RawMessage `json:"request"`
-	Features map[string]float64         `json:"features"`
-	Alias    string                     `json:"alias"`
-	Version  int                        `json:"version"`
-	Unit     string                     `json:"unit"`
+	Entities   map[string]json.RawMessage `json:"entities"`
+	Request    map[string]json.RawMessage `json:"request"`
+	Features   map[string]float64         `json:"features"`
+	Alias      string                     `json:"alias"`
+	Version    int                        `json:"version"`
+	Unit       string                     `json:"unit"`
+	Attributes map[string]any             `json:"attributes"`
 }
 
 func (r *predictRequest) domain(model string) *appliance.PredictRequest {
 	return &appliance.PredictRequest{Model: model, Alias: r.Alias, Version: r.Version, Entities: r.Entities,
-		Request: r.Request, Features: r.Features, Unit: r.Unit}
+		Request: r.Request, Features: r.Features, Unit: r.Unit, Attributes: r.Attributes}
 }
 
 func (s *Server) predictor() (*appliance.Predictor, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/mlnode/mlnode/appliance/featstats"
 	"github.com/mlnode/mlnode/appliance/httpapi"
 	"github.com/mlnode/mlnode/appliance/jobs"
+	"github.com/mlnode/mlnode/appliance/routing"
 	"github.com/mlnode/mlnode/appliance/upload"
 	"github.com/mlnode/mlnode/scheduler"
 	"github.com/mlnode/mlnode/store"
@@ -112,6 +113,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("start scheduler: %w", err)
 	}
 
+	router := &routing.Router{Store: m.Store}
 	m.HTTP = httpapi.New(httpapi.Config{
 		EntityUploadLimit: int64(m.Config.EntityUploadLimit), HistoricalMemoryBudget: int(m.Config.HistoricalMemoryBudget), SpoolDir: spoolDir,
 		IngestBodyLimit: int64(m.Config.IngestBodyLimit), JSONBodyLimit: int64(m.Config.JSONBodyLimit),
@@ -120,10 +122,10 @@ func (m *Main) Run(ctx context.Context) error {
 		MetricsPublic: m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
 	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
 		Offline: m.Store, Jobs: m.Jobs, Schedules: m.Scheduler, Stats: m.Store,
-		Experiments: &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies},
+		Experiments: &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies, Router: router},
 		Modules:     m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
 		Predictor: &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
-			Transforms: modules, Telemetry: m.Store.Telemetry()},
+			Transforms: modules, Telemetry: m.Store.Telemetry(), Router: router},
 		Uploader: &upload.Uploader{Models: m.Store, Views: m.Store, Inspector: modules, Runner: modules, TrustedKeys: trusted,
 			Limits: bundle.Limits{MaxCompressed: int64(m.Config.BundleBodyLimit)}}})
 
