@@ -81,7 +81,9 @@ type Predictor struct {
 	// Router applies running experiments to requests that name neither a
 	// version nor an alias; nil: none.
 	Router ExperimentRouter
-	Now    func() time.Time
+	// Shadows runs experiments' shadow versions; nil: shadows are not run.
+	Shadows *ShadowRunner
+	Now     func() time.Time
 
 	plans sync.Map // *ModelVersion → *inputPlan
 }
@@ -240,6 +242,9 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 		if rt != nil {
 			p.logExposure(req, rt, mv, res.RequestID)
 		}
+	}
+	if rt != nil && p.Shadows != nil && len(rt.Experiment.Shadow) > 0 {
+		p.Shadows.offer(rt, req, mv, in, out, res.RequestID, time.Since(start))
 	}
 	return res, nil
 }

@@ -41,6 +41,14 @@
 //	              by the first job); the newest 10,000 are kept
 //	watermarks    "view@N" → u64: the ingest sequence through which the version was
 //	              materialized incrementally, written with the last chunk (jobs.go)
+//	webhooks      { defs → name → Webhook (JSON, signing secret included),
+//	              deliveries → name → bucket { u64(id) → delivery (JSON, payload included) },
+//	              due → i64(next attempt µs) | u64(id) → webhook name }
+//	              (webhooks.go; created by the first write, no migration). The outbox:
+//	              a delivery is committed before Notify returns, and every pending one
+//	              is in the due index, which the sender seeks instead of scanning
+//	              histories. Each webhook keeps its newest 1000 deliveries, and older
+//	              ones while pending; ids come from the root bucket's sequence
 //
 // The entity key is the concatenation of appliance.AppendEntityKeyPart of
 // each join key. Row values are encoded by encodeValues: per feature a kind
@@ -78,6 +86,9 @@
 //     Options.LockTimeout with ErrLocked.
 //   - Values read in a transaction are valid only inside it: decoders copy.
 //   - Entity keys are part of bbolt keys and so are not sealed by the codec.
+//   - Webhook secrets are stored as they are, not hashed like token secrets,
+//     because every delivery is signed with them: only the codec protects
+//     them at rest.
 //   - Telemetry is written asynchronously and may be lost on a crash (up to
 //     one flush interval); it is counted when dropped, never blocks a caller.
 package store

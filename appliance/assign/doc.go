@@ -30,12 +30,12 @@
 //     {"age" lt 10} holds for a unit without an age) and a regex tests it as
 //     the text "null"; eq is strict (the number 1 is not the string "1")
 //     while lt/gt convert a numeric string to a number.
-//   - Regex patterns are Go RE2 syntax, not JavaScript's: no lookaround, no
-//     backreferences, \x{e9} rather than \u00e9; \s is ASCII space only;
-//     (?i) works here but makes the pattern invalid in the SDK; the match
-//     runs on code points, so "." matches one emoji where JavaScript needs
-//     two. Patterns over 1024 bytes or compiling to more than 10,000
-//     instructions are refused.
+//   - Regex patterns must be valid in both Go (RE2) and JavaScript: Go lacks
+//     lookaround, backreferences and \u00e9 (write \x{e9}), and constructs
+//     only Go reads — (?i), \p{L}, \A, \z, [[:alpha:]] — are refused. \s is
+//     ASCII space only, and the match runs on code points, so "." matches
+//     one emoji where JavaScript needs two. Patterns over 1024 bytes or
+//     compiling to more than 10,000 instructions are refused.
 //   - Rule.Match compiles a regex at every call; compile the experiment or
 //     flag for anything on a request path.
 package assign

@@ -50,9 +50,10 @@ type Compiled struct {
 // Compile validates e and precomputes what Assign needs. It refuses, with
 // an EINVALID error naming the field, what the SDK would silently treat as
 // "nobody is in" — fewer than two variations, an unknown hash version, a
-// forced variation out of range — and numbers that are not finite or
-// negative weights. Weights that do not sum to about 1 fall back to equal
-// weights and coverage is clamped to [0, 1], as in the SDK.
+// forced variation out of range — and weights or coverage that are not
+// finite, negative weights, and a namespace outside [0, 1]. Weights that
+// do not sum to about 1 fall back to equal weights and coverage is clamped
+// to [0, 1], as in the SDK.
 func Compile(e *Experiment) (*Compiled, error) {
 	if e.Key == "" {
 		return nil, appliance.Invalid("key", "is required")

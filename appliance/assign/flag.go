@@ -13,7 +13,7 @@ const (
 	ReasonSplit    = "split"    // the unit's hash picked the variant
 	ReasonCoverage = "coverage" // the unit's hash is outside coverage: variant 0
 	ReasonNoUnit   = "no_unit"  // no unit id to hash: variant 0
-	ReasonDefault  = "default"  // the flag does not split (one variant): variant 0
+	ReasonDefault  = "default"  // the flag does not split (one variant, unknown hash version): variant 0
 )
 
 // Flag is a feature flag: targeting rules, then a weighted split of units

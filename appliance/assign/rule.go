@@ -147,6 +147,9 @@ func compileRegex(pattern string) (*regexp.Regexp, error) {
 	if len(pattern) > maxPatternBytes {
 		return nil, fmt.Errorf("pattern is longer than %d bytes", maxPatternBytes)
 	}
+	if what := goOnlySyntax(pattern); what != "" {
+		return nil, fmt.Errorf("%q uses %s, which JavaScript reads differently: the SDK would not match as mlnode does", pattern, what)
+	}
 	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a Go (RE2) regular expression: %v", pattern, err)
@@ -159,6 +162,28 @@ func compileRegex(pattern string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("%q compiles to %d instructions, more than %d", pattern, len(prog.Inst), maxRegexInsts)
 	}
 	return regexp.Compile(pattern)
+}
+
+// goOnlySyntax names the first construct of pattern that Go's regexp reads
+// and JavaScript's RegExp (without flags) rejects or reads as literal text:
+// inline flags and (?P<name>), \p{…}, \A, \z, \Q…\E, \C and POSIX
+// classes. Constructs JavaScript has and Go lacks (lookaround,
+// backreferences, \u) fail to compile instead.
+func goOnlySyntax(pattern string) string {
+	for i := 0; i < len(pattern); i++ {
+		switch rest := pattern[i:]; {
+		case rest[0] == '\\' && len(rest) > 1:
+			if strings.IndexByte("pPAzQEC", rest[1]) >= 0 {
+				return rest[:2]
+			}
+			i++
+		case strings.HasPrefix(rest, "(?") && len(rest) > 2 && strings.IndexByte(":<=!", rest[2]) < 0:
+			return "a (?flags) or (?P<name>) group"
+		case strings.HasPrefix(rest, "[[:"):
+			return "a POSIX class"
+		}
+	}
+	return ""
 }
 
 // Match reports whether the unit with these attributes satisfies the rule.

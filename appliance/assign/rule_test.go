@@ -24,7 +24,7 @@ func TestRule_Validate(t *testing.T) {
 		{"nin mixed", Rule{"tier", "nin", []any{"gold", 3.0, nil, false}}, ""},
 		{"lt string", Rule{"version", "lt", "2.0"}, ""},
 		{"gte json number", Rule{"age", "gte", json.Number("18")}, ""},
-		{"regex", Rule{"ua", "regex", `(?i)mobile|tablet`}, ""},
+		{"regex", Rule{"ua", "regex", `Mobile|Tablet`}, ""},
 		{"nested attribute", Rule{"address.country", "eq", "NL"}, ""},
 		{"no attribute", Rule{"", "eq", "x"}, "attribute"},
 		{"leading dot", Rule{".a", "eq", "x"}, "attribute"},
@@ -47,6 +47,12 @@ func TestRule_Validate(t *testing.T) {
 		{"regex lookahead", Rule{"n", "regex", "a(?=b)"}, "value"},
 		{"regex backreference", Rule{"n", "regex", `(a)\1`}, "value"},
 		{"regex JS escape", Rule{"n", "regex", `\u00e9`}, "value"},
+		{"regex inline flags", Rule{"n", "regex", "(?i)mobile"}, "value"},
+		{"regex Go named group", Rule{"n", "regex", "(?P<x>a)"}, "value"},
+		{"regex unicode class", Rule{"n", "regex", `\p{L}+`}, "value"},
+		{"regex text anchors", Rule{"n", "regex", `\Aa\z`}, "value"},
+		{"regex POSIX class", Rule{"n", "regex", "[[:alpha:]]"}, "value"},
+		{"regex escaped backslash then p", Rule{"n", "regex", `\\p`}, ""},
 		{"regex too long", Rule{"n", "regex", strings.Repeat("a", maxPatternBytes+1)}, "value"},
 		{"regex too large", Rule{"n", "regex", "(a{100}){100}"}, "value"},
 	}
@@ -112,7 +118,8 @@ func TestRule_Match_Semantics(t *testing.T) {
 		{"path through a string is null", Rule{"plan.name", "eq", nil}, true},
 		{"unknown Go type is an object", Rule{"weird", "regex", `^\[object Object\]$`}, true},
 		{"regex is case sensitive", Rule{"plan", "regex", "GOLD"}, false},
-		{"regex flags in the pattern", Rule{"plan", "regex", "(?i)GOLD"}, true},
+		{"regex character class", Rule{"plan", "regex", "^[Gg]old$"}, true},
+		{"regex named group", Rule{"plan", "regex", "^(?<metal>gold)$"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"encoding/json"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mlnode/mlnode/appliance"
@@ -17,6 +19,29 @@ func (s *Server) experimentRoutes(v1 fiber.Router, reader, writer, admin fiber.H
 	v1.Post("/experiments/:name/start", admin, s.startExperiment)
 	v1.Post("/experiments/:name/stop", admin, s.stopExperiment)
 	v1.Post("/experiments/:name/conclude", admin, s.concludeExperiment)
+	v1.Get("/experiments/:name/shadow", reader, s.experimentShadow)
+}
+
+// experimentShadow is GET /experiments/{name}/shadow: per shadow version,
+// agreement with the primary, mean absolute difference and latencies,
+// from the shadow logs in the telemetry buffer.
+func (s *Server) experimentShadow(c *fiber.Ctx) error {
+	x, err := s.experiments()
+	if err != nil {
+		return err
+	}
+	e, err := x.Store.Experiment(c.UserContext(), c.Params("name"))
+	if err != nil {
+		return err
+	}
+	if s.svc.Telemetry == nil {
+		return appliance.Errorf(appliance.EUNAVAILABLE, "this node keeps no telemetry")
+	}
+	reports, err := appliance.ShadowReports(s.svc.Telemetry, e.Name, func(b []byte, l *appliance.ShadowLog) error { return json.Unmarshal(b, l) })
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"experiment": e.Name, "shadows": reports})
 }
 
 func (s *Server) experiments() (*appliance.Experiments, error) {

@@ -270,3 +270,83 @@ func TestExperiments_PredictRoutesUnitsByArm(t *testing.T) {
 		t.Fatalf("after stop: %v", r)
 	}
 }
+
+// memTelemetry keeps appended records by kind and reads them back.
+type memTelemetry struct {
+	mu   sync.Mutex
+	recs map[string][][]byte
+}
+
+func (m *memTelemetry) Append(kind string, data []byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recs == nil {
+		m.recs = map[string][][]byte{}
+	}
+	m.recs[kind] = append(m.recs[kind], append([]byte(nil), data...))
+	return true
+}
+
+func (m *memTelemetry) Read(kind string, after uint64, fn func(uint64, []byte) bool) error {
+	m.mu.Lock()
+	recs := m.recs[kind]
+	m.mu.Unlock()
+	for i, r := range recs {
+		if uint64(i+1) > after && !fn(uint64(i+1), r) {
+			break
+		}
+	}
+	return nil
+}
+
+func TestExperiments_ShadowRunsAfterTheResponseAndReports(t *testing.T) {
+	n := &testNode{t: t, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	n.store = storetest.Open(t, store.Options{})
+	if _, err := n.store.BootstrapAdmin(context.Background(), adminSecret); err != nil {
+		t.Fatal(err)
+	}
+	tel := &memTelemetry{}
+	var shadowModule string
+	runner := &mock.ModelRunner{PredictFn: func(_ context.Context, module string, _ appliance.ModuleLimits, in, out []float64) error {
+		out[0] = 0.2
+		if module == shadowModule {
+			out[0] = 0.9 // the shadow disagrees on every request
+		}
+		return nil
+	}}
+	clock := func() time.Time { return n.now }
+	router := &routing.Router{Store: n.store}
+	pred := &appliance.Predictor{Models: n.store, Views: n.store, Features: n.store, Runner: runner, Telemetry: tel, Router: router, Now: clock}
+	shadows := &appliance.ShadowRunner{Predictor: pred, Workers: 1}
+	shadows.Start()
+	pred.Shadows = shadows
+	n.srv = httpapi.New(httpapi.Config{Now: clock},
+		httpapi.Services{Registry: n.store, Features: n.store, Tokens: n.store, Audit: n.store, Models: n.store, Telemetry: tel,
+			Predictor: pred, Experiments: &appliance.Experiments{Store: n.store, Models: n.store, Router: router, Now: clock}})
+	for _, c := range []string{"v1", "v2", "v3"} {
+		mv := n.modelVersion("churn", c, []string{"request:basket"}, map[string]float64{"request:basket": 1})
+		if c == "v3" {
+			shadowModule = mv.Module
+		}
+	}
+	n.admin("POST", "/api/v1/experiments", experimentBody("checkout", func(m map[string]any) {
+		m["shadow"] = []map[string]any{{"version": 3, "percent": 100}}
+	}), 201)
+	n.admin("POST", "/api/v1/experiments/checkout/start", nil, 200)
+	for i := range 50 {
+		r := n.admin("POST", "/api/v1/predict/churn", map[string]any{"entities": map[string]any{"user_id": fmt.Sprintf("u%d", i)}}, 200).json(t)
+		if r["outputs"].(map[string]any)["score"].(float64) != 0.2 {
+			t.Fatalf("the response carries the shadow's answer: %v", r)
+		}
+	}
+	shadows.Close() // drains the queue
+	if shadows.Ran()+shadows.Dropped() != 50 {
+		t.Fatalf("ran %d, dropped %d of 50", shadows.Ran(), shadows.Dropped())
+	}
+	rep := n.admin("GET", "/api/v1/experiments/checkout/shadow", nil, 200).json(t)
+	s := rep["shadows"].([]any)[0].(map[string]any)
+	if s["version"].(float64) != 3 || s["count"].(float64) != float64(shadows.Ran()) || s["agreement_rate"].(float64) != 0 ||
+		s["mean_absolute_difference"].(float64) < 0.69 || s["mean_absolute_difference"].(float64) > 0.71 {
+		t.Fatalf("shadow report: %v", rep)
+	}
+}

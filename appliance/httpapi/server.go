@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/routing"
 	"github.com/mlnode/mlnode/appliance/upload"
 )
 
@@ -61,10 +62,16 @@ type Services struct {
 	Offline appliance.OfflineStore
 	// Experiments runs the experiment lifecycle; nil: no such endpoints.
 	Experiments *appliance.Experiments
+	// Flags stores and evaluates feature flags; nil: no such endpoints.
+	Flags *routing.Flags
+	// Telemetry reads back prediction, exposure and shadow logs.
+	Telemetry appliance.TelemetryReader
 	// Schedules runs jobs on cron schedules; Jobs starts and reports on
 	// jobs. Nil: no such endpoints.
 	Schedules appliance.ScheduleService
 	Jobs      appliance.JobRunner
+	// Webhooks manages webhook subscriptions; nil: those endpoints answer 503.
+	Webhooks appliance.WebhookService
 	// Metrics receives the HTTP metrics; /metrics writes it and the process
 	// metrics. Nil: a private set.
 	Metrics *metrics.Set
@@ -215,6 +222,8 @@ func (s *Server) routes() {
 	s.scheduleRoutes(v1, reader, admin)
 	s.jobRoutes(v1, reader, writer, admin)
 	s.experimentRoutes(v1, reader, writer, admin)
+	s.flagRoutes(v1, reader, writer)
+	s.webhookRoutes(v1, admin)
 	v1.Post("/historical-features", reader, s.historicalFeatures)
 	v1.Get("/feature-views/:name/export", reader, s.exportView)
 }

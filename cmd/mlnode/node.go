@@ -41,6 +41,7 @@ type Main struct {
 	Wasm      *wasm.Runtime
 	modules   *wasm.Service
 	Jobs      *jobs.Runner
+	shadows   *appliance.ShadowRunner
 	Scheduler *scheduler.Scheduler
 	HTTP      *httpapi.Server
 	listener  net.Listener
@@ -114,6 +115,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	router := &routing.Router{Store: m.Store}
+	predictor := &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
+		Transforms: modules, Telemetry: m.Store.Telemetry(), Router: router}
+	m.shadows = &appliance.ShadowRunner{Predictor: predictor, Logger: m.log.With("component", "shadow")}
+	m.shadows.Start()
+	predictor.Shadows = m.shadows
 	m.HTTP = httpapi.New(httpapi.Config{
 		EntityUploadLimit: int64(m.Config.EntityUploadLimit), HistoricalMemoryBudget: int(m.Config.HistoricalMemoryBudget), SpoolDir: spoolDir,
 		IngestBodyLimit: int64(m.Config.IngestBodyLimit), JSONBodyLimit: int64(m.Config.JSONBodyLimit),
@@ -123,9 +129,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
 		Offline: m.Store, Jobs: m.Jobs, Schedules: m.Scheduler, Stats: m.Store,
 		Experiments: &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies, Router: router},
+		Flags:       &routing.Flags{Store: m.Store},
 		Modules:     m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
-		Predictor: &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
-			Transforms: modules, Telemetry: m.Store.Telemetry(), Router: router},
+		Predictor: predictor, Telemetry: m.Store.Telemetry(),
 		Uploader: &upload.Uploader{Models: m.Store, Views: m.Store, Inspector: modules, Runner: modules, TrustedKeys: trusted,
 			Limits: bundle.Limits{MaxCompressed: int64(m.Config.BundleBodyLimit)}}})
 
@@ -264,6 +270,11 @@ func (m *Main) Close() error {
 	}
 	if m.pprof != nil {
 		_ = m.pprof.Close()
+	}
+	// No request is in flight any more: queued shadow predictions finish.
+	if m.shadows != nil {
+		m.shadows.Close()
+		m.shadows = nil
 	}
 	// Jobs stop first, before the store: one interrupted here keeps its
 	// checkpoint and resumes at the next start, and a schedule's run in
