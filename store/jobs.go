@@ -97,14 +97,21 @@ func (s *Store) putJobTx(tx *bolt.Tx, j *appliance.Job) error {
 	return s.putJSON(b, key, j)
 }
 
-// trimJobs drops the oldest finished jobs beyond keepJobs.
+// trimJobs drops the oldest finished jobs beyond keepJobs. Keys are
+// counted by walking them: Bucket.Stats does not see this transaction's
+// own writes, and job numbers are dense, so below keepJobs of them there is
+// nothing to walk.
 func (s *Store) trimJobs(tx *bolt.Tx) error {
 	b := tx.Bucket(bucketJobs)
-	excess := b.Stats().KeyN - keepJobs
-	if excess <= 0 {
+	if b.Sequence() <= keepJobs {
 		return nil
 	}
+	n := 0
 	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	excess := n - keepJobs
 	for k, _ := c.First(); k != nil && excess > 0; k, _ = c.Next() {
 		var j appliance.Job
 		if _, err := s.getJSON(b, k, &j); err != nil {

@@ -76,12 +76,21 @@ func Wasserstein(ref, cur *Numeric) (float64, error) {
 		}
 		first, px, pd = false, x, rAt-cAt
 	})
+	if math.IsInf(sum, 0) || math.IsNaN(sum) {
+		return 0, errTooFar
+	}
 	return sum, nil
 }
+
+// errTooFar reports distances beyond float64, from values near ±MaxFloat64.
+var errTooFar = appliance.Errorf(appliance.EUNPROCESSABLE, "the values are too far apart to measure in float64")
 
 // integrateAbs returns ∫|f| over an interval of width w on which f goes
 // linearly from d0 to d1.
 func integrateAbs(d0, d1, w float64) float64 {
+	if d0 == 0 && d1 == 0 {
+		return 0 // even over an infinite width
+	}
 	if d0*d1 >= 0 {
 		return w * (math.Abs(d0) + math.Abs(d1)) / 2
 	}
@@ -101,7 +110,11 @@ func WassersteinNorm(ref, cur *Numeric) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return w / max(ref.std, minNorm), nil
+	norm := w / max(ref.std, minNorm)
+	if math.IsInf(norm, 0) || math.IsNaN(norm) {
+		return 0, errTooFar
+	}
+	return norm, nil
 }
 
 // CategoricalPSI is the population stability index over the frequency

@@ -56,16 +56,15 @@ func NumericSample(values []float64) (*Numeric, error) {
 		return nil, appliance.Invalid("values", "a sample needs at least one value")
 	}
 	xs := slices.Clone(values)
-	var sum float64
+	n := float64(len(xs))
+	var mean float64
 	for i, x := range xs {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, appliance.Invalid("values", "value %d is %v; values must be finite", i, x)
 		}
-		sum += x
+		mean += x / n // no overflow near ±MaxFloat64, unlike the sum
 	}
 	slices.Sort(xs)
-	n := float64(len(xs))
-	mean := sum / n
 	var ss float64 // two passes: the one-pass formula cancels badly far from zero
 	for _, x := range xs {
 		ss += (x - mean) * (x - mean)
@@ -114,13 +113,17 @@ func NumericSketch(s *featstats.Numeric) (*Numeric, error) {
 		if b.Count <= 0 {
 			continue
 		}
+		x := b.Value
+		if math.IsInf(x, 0) { // the top bin's representative can overflow
+			x = min(max(x, s.Min()), s.Max())
+		}
 		below := cum / total
 		cum += b.Count
-		if k := len(d.knots); k > 0 && d.knots[k-1].x == b.Value {
+		if k := len(d.knots); k > 0 && d.knots[k-1].x == x {
 			d.knots[k-1].at = cum / total
 			continue
 		}
-		d.knots = append(d.knots, knot{x: b.Value, below: below, at: cum / total})
+		d.knots = append(d.knots, knot{x: x, below: below, at: cum / total})
 	}
 	d.knots[len(d.knots)-1].at = 1
 	return d, nil
@@ -176,12 +179,11 @@ func NumericHistogram(h Histogram) (*Numeric, error) {
 	if h.Std == 0 {
 		var mean, m2 float64
 		for i, c := range h.Counts {
-			mid := (h.Edges[i] + h.Edges[i+1]) / 2
-			mean += float64(c) / total * mid
+			mean += float64(c) / total * (h.Edges[i]/2 + h.Edges[i+1]/2)
 		}
 		for i, c := range h.Counts {
 			w := h.Edges[i+1] - h.Edges[i]
-			mid := (h.Edges[i] + h.Edges[i+1]) / 2
+			mid := h.Edges[i]/2 + h.Edges[i+1]/2
 			m2 += float64(c) / total * ((mid-mean)*(mid-mean) + w*w/12)
 		}
 		d.mean, d.std = mean, math.Sqrt(m2)
@@ -189,8 +191,8 @@ func NumericHistogram(h Histogram) (*Numeric, error) {
 	return d, nil
 }
 
-// cdf returns F(x), or the left limit F(x−).
-func (d *Numeric) cdf(x float64, left bool) float64 {
+// cdf returns F(x).
+func (d *Numeric) cdf(x float64) float64 {
 	k := d.knots
 	i, found := slices.BinarySearchFunc(k, x, func(k knot, x float64) int {
 		switch {
@@ -202,8 +204,6 @@ func (d *Numeric) cdf(x float64, left bool) float64 {
 		return 0
 	})
 	switch {
-	case found && left:
-		return k[i].below
 	case found:
 		return k[i].at
 	case i == 0:
@@ -212,8 +212,12 @@ func (d *Numeric) cdf(x float64, left bool) float64 {
 		return 1
 	}
 	a, b := k[i-1], k[i]
-	return a.at + (b.below-a.at)*(x-a.x)/(b.x-a.x)
+	return a.at + (b.below-a.at)*frac(x, a.x, b.x)
 }
+
+// frac returns (x−a)/(b−a) for a < x < b, in halves so that spans beyond
+// MaxFloat64 do not overflow.
+func frac(x, a, b float64) float64 { return (x/2 - a/2) / (b/2 - a/2) }
 
 // quantile returns inf{x : F(x) ≥ q} for q in (0, 1): for a sample, the
 // smallest value with at least a fraction q of the values at or below it.
@@ -228,9 +232,10 @@ func (d *Numeric) quantile(q float64) float64 {
 	if i == len(k) { // only by rounding: the last knot is at 1
 		return k[len(k)-1].x
 	}
-	if i > 0 && k[i].below >= q && k[i].below > k[i-1].at {
+	if i > 0 && k[i].below >= q { // F crosses q on the slope before knot i
 		a, b := k[i-1], k[i]
-		return a.x + (q-a.at)/(b.below-a.at)*(b.x-a.x)
+		t := (q - a.at) / (b.below - a.at)
+		return a.x*(1-t) + b.x*t // no overflow, unlike a + t·(b−a)
 	}
 	return k[i].x
 }
@@ -255,7 +260,7 @@ func (d *Numeric) masses(edges []float64) []float64 {
 	out := make([]float64, len(edges)+1)
 	prev := 0.0
 	for i, e := range edges {
-		f := d.cdf(e, false)
+		f := d.cdf(e)
 		out[i] = max(f-prev, 0)
 		prev = f
 	}
@@ -299,7 +304,7 @@ func (d *Numeric) rebinned(h *Numeric) *Numeric {
 		out.knots = append(out.knots, knot{x: lo})
 	}
 	for i, k := range h.knots {
-		f := d.cdf(k.x, false)
+		f := d.cdf(k.x)
 		below := f
 		if i == 0 && lo >= first {
 			below = 0 // d's values at the first edge: a step there
@@ -365,6 +370,6 @@ func valueAt(k []knot, i int, x float64) (below, at float64) {
 		return 1, 1
 	}
 	p, q := k[i-1], k[i]
-	f := p.at + (q.below-p.at)*(x-p.x)/(q.x-p.x)
+	f := p.at + (q.below-p.at)*frac(x, p.x, q.x)
 	return f, f
 }

@@ -66,6 +66,8 @@ type Services struct {
 	Flags *routing.Flags
 	// Telemetry reads back prediction, exposure and shadow logs.
 	Telemetry appliance.TelemetryReader
+	// ExperimentData records outcome events and keeps experiment aggregates.
+	ExperimentData appliance.ExperimentData
 	// Schedules runs jobs on cron schedules; Jobs starts and reports on
 	// jobs. Nil: no such endpoints.
 	Schedules appliance.ScheduleService
@@ -223,6 +225,7 @@ func (s *Server) routes() {
 	s.jobRoutes(v1, reader, writer, admin)
 	s.experimentRoutes(v1, reader, writer, admin)
 	s.flagRoutes(v1, reader, writer)
+	s.eventRoutes(v1, reader, writer)
 	s.webhookRoutes(v1, admin)
 	v1.Post("/historical-features", reader, s.historicalFeatures)
 	v1.Get("/feature-views/:name/export", reader, s.exportView)

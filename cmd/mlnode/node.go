@@ -21,8 +21,10 @@ import (
 	"github.com/mlnode/mlnode/appliance/featstats"
 	"github.com/mlnode/mlnode/appliance/httpapi"
 	"github.com/mlnode/mlnode/appliance/jobs"
+	"github.com/mlnode/mlnode/appliance/results"
 	"github.com/mlnode/mlnode/appliance/routing"
 	"github.com/mlnode/mlnode/appliance/upload"
+	"github.com/mlnode/mlnode/appliance/webhooks"
 	"github.com/mlnode/mlnode/scheduler"
 	"github.com/mlnode/mlnode/store"
 	"github.com/mlnode/mlnode/wasm"
@@ -41,7 +43,9 @@ type Main struct {
 	Wasm      *wasm.Runtime
 	modules   *wasm.Service
 	Jobs      *jobs.Runner
+	Webhooks  *webhooks.Sender
 	shadows   *appliance.ShadowRunner
+	monitor   *results.Monitor
 	Scheduler *scheduler.Scheduler
 	HTTP      *httpapi.Server
 	listener  net.Listener
@@ -98,6 +102,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(spoolDir, 0o700); err != nil {
 		return fmt.Errorf("create spool directory: %w", err)
 	}
+	m.Webhooks = webhooks.New(m.Store, webhooks.Options{Logger: m.log.With("component", "webhooks")})
+	if err := m.Webhooks.Start(ctx); err != nil {
+		return fmt.Errorf("start webhooks: %w", err)
+	}
 	// Jobs resume before the scheduler starts new ones, so that a resumed
 	// job takes its locks first.
 	materializer := &jobs.Materializer{Registry: m.Store, Features: m.Store, Offline: m.Store}
@@ -115,6 +123,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	router := &routing.Router{Store: m.Store}
+	experiments := &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies, Router: router}
+	m.monitor = &results.Monitor{Telemetry: m.Store.Telemetry(), Data: m.Store, Experiments: experiments, Notifier: m.Webhooks,
+		Logger: m.log.With("component", "experiments")}
+	m.monitor.Start(ctx)
 	predictor := &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
 		Transforms: modules, Telemetry: m.Store.Telemetry(), Router: router}
 	m.shadows = &appliance.ShadowRunner{Predictor: predictor, Logger: m.log.With("component", "shadow")}
@@ -128,9 +140,9 @@ func (m *Main) Run(ctx context.Context) error {
 		MetricsPublic: m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
 	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
 		Offline: m.Store, Jobs: m.Jobs, Schedules: m.Scheduler, Stats: m.Store,
-		Experiments: &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies, Router: router},
-		Flags:       &routing.Flags{Store: m.Store},
-		Modules:     m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
+		Experiments: experiments, ExperimentData: m.Store, Webhooks: m.Webhooks,
+		Flags:   &routing.Flags{Store: m.Store},
+		Modules: m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
 		Predictor: predictor, Telemetry: m.Store.Telemetry(),
 		Uploader: &upload.Uploader{Models: m.Store, Views: m.Store, Inspector: modules, Runner: modules, TrustedKeys: trusted,
 			Limits: bundle.Limits{MaxCompressed: int64(m.Config.BundleBodyLimit)}}})
@@ -276,6 +288,10 @@ func (m *Main) Close() error {
 		m.shadows.Close()
 		m.shadows = nil
 	}
+	if m.monitor != nil {
+		m.monitor.Close()
+		m.monitor = nil
+	}
 	// Jobs stop first, before the store: one interrupted here keeps its
 	// checkpoint and resumes at the next start, and a schedule's run in
 	// flight returns at once instead of holding the shutdown.
@@ -294,6 +310,15 @@ func (m *Main) Close() error {
 		}
 		cancel()
 		m.Scheduler = nil
+	}
+	// In-flight deliveries record their outcome in the store.
+	if m.Webhooks != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.Webhooks.Close(ctx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("stop webhooks: %w", err)
+		}
+		cancel()
+		m.Webhooks = nil
 	}
 	if m.modules != nil {
 		m.modules.Close()

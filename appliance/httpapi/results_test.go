@@ -1,0 +1,142 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/httpapi"
+	"github.com/mlnode/mlnode/appliance/mock"
+	"github.com/mlnode/mlnode/appliance/results"
+	"github.com/mlnode/mlnode/appliance/routing"
+	"github.com/mlnode/mlnode/store"
+	"github.com/mlnode/mlnode/store/storetest"
+)
+
+type notifierFunc func(ctx context.Context, e appliance.Event) error
+
+func (f notifierFunc) Notify(ctx context.Context, e appliance.Event) error { return f(ctx, e) }
+
+// A two-arm experiment from traffic to results: predictions expose units,
+// events attribute to their arms, results show the lift, and a guardrail
+// breach stops the experiment and tells the webhooks.
+func TestExperiments_EventsResultsAndGuardrail(t *testing.T) {
+	n := &testNode{t: t, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	n.store = storetest.Open(t, store.Options{})
+	if _, err := n.store.BootstrapAdmin(context.Background(), adminSecret); err != nil {
+		t.Fatal(err)
+	}
+	tel := &memTelemetry{}
+	runner := &mock.ModelRunner{PredictFn: func(_ context.Context, _ string, _ appliance.ModuleLimits, in, out []float64) error {
+		out[0] = in[0]
+		return nil
+	}}
+	clock := func() time.Time { return n.now }
+	router := &routing.Router{Store: n.store}
+	x := &appliance.Experiments{Store: n.store, Models: n.store, Router: router, Now: clock}
+	var mu sync.Mutex
+	var notified []appliance.Event
+	mon := &results.Monitor{Telemetry: tel, Data: n.store, Experiments: x, Logger: slog.New(slog.DiscardHandler),
+		Notifier: notifierFunc(func(_ context.Context, e appliance.Event) error {
+			mu.Lock()
+			notified = append(notified, e)
+			mu.Unlock()
+			return nil
+		})}
+	n.srv = httpapi.New(httpapi.Config{Now: clock},
+		httpapi.Services{Registry: n.store, Features: n.store, Tokens: n.store, Audit: n.store, Models: n.store, Telemetry: tel,
+			ExperimentData: n.store, Experiments: x,
+			Predictor: &appliance.Predictor{Models: n.store, Views: n.store, Features: n.store, Runner: runner, Telemetry: tel, Router: router, Now: clock}})
+	for _, c := range []string{"v1", "v2"} {
+		n.modelVersion("churn", c, []string{"request:basket"}, map[string]float64{"request:basket": 1})
+	}
+	n.admin("PUT", "/api/v1/models/churn/aliases/production", map[string]any{"version": 1}, 200)
+	n.admin("POST", "/api/v1/experiments", experimentBody("checkout", func(m map[string]any) { m["breakdowns"] = []string{"country"} }), 201)
+	n.admin("POST", "/api/v1/experiments/checkout/start", nil, 200)
+
+	arms := map[string]string{}
+	for i := range 2000 {
+		unit := fmt.Sprintf("u%d", i)
+		r := n.admin("POST", "/api/v1/predict/churn", map[string]any{"entities": map[string]any{"user_id": unit},
+			"attributes": map[string]any{"country": []string{"AE", "FR"}[i%2]}}, 200).json(t)
+		arms[unit] = r["arm"].(string)
+	}
+	if err := mon.ConsumeExposures(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Treatment converts twice as often; its latency is three times worse.
+	var ndjson bytes.Buffer
+	for i := range 2000 {
+		unit := fmt.Sprintf("u%d", i)
+		rate, lat := 10, 100.0
+		if arms[unit] == "treatment" {
+			rate, lat = 5, 300.0
+		}
+		if i%rate == 0 {
+			fmt.Fprintf(&ndjson, `{"unit":%q,"metric":"converted","event_id":"c-%d","timestamp":"2026-06-01T13:00:00Z"}`+"\n", unit, i)
+		}
+		fmt.Fprintf(&ndjson, `{"unit":%q,"metric":"latency","value":%g,"event_id":"l-%d"}`+"\n", unit, lat+float64(i%7), i)
+	}
+	fmt.Fprintf(&ndjson, `{"unit":"u1","metric":"clicks","value":1}`+"\n")
+	r := n.do("POST", "/api/v1/events", adminSecret, "application/x-ndjson", ndjson.Bytes()).json(t)
+	if r["accepted"].(float64) < 2000 || len(r["unknown_metrics"].([]any)) != 1 {
+		t.Fatalf("events: %v", r)
+	}
+	// A retry of the same batch counts nothing twice.
+	again := n.do("POST", "/api/v1/events", adminSecret, "application/x-ndjson", ndjson.Bytes()).json(t)
+	if again["attributed"].(float64) != 0 || len(again["duplicates"].([]any)) < 2000 {
+		t.Fatalf("retry: %v", again)
+	}
+	rep := n.admin("GET", "/api/v1/experiments/checkout/results", nil, 200).json(t)
+	res := rep["result"].(map[string]any)
+	var conv map[string]any
+	for _, c := range res["comparisons"].([]any) {
+		if c.(map[string]any)["metric"] == "converted" {
+			conv = c.(map[string]any)
+		}
+	}
+	if conv == nil || conv["significant"] != true || conv["relative"].(float64) < 0.5 {
+		t.Fatalf("converted comparison: %v", conv)
+	}
+	if srm := res["srm"].(map[string]any); srm["mismatch"] == true {
+		t.Fatalf("SRM flagged on a fair split: %v", srm)
+	}
+	if len(res["breakdowns"].([]any)) == 0 {
+		t.Fatalf("no breakdown by country: %v", res)
+	}
+	if g := rep["breached_guardrails"]; g == nil {
+		t.Fatalf("latency guardrail not reported as breached: %v", rep)
+	}
+
+	if err := mon.CheckGuardrails(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := n.admin("GET", "/api/v1/experiments/checkout", nil, 200).json(t)
+	if e["state"] != "stopped" || e["stop_reason"] == "" {
+		t.Fatalf("after the guardrail: %v", e)
+	}
+	if r := n.admin("POST", "/api/v1/predict/churn", map[string]any{"entities": map[string]any{"user_id": "u1"}}, 200).json(t); r["experiment"] != nil || r["version"].(float64) != 1 {
+		t.Fatalf("a stopped experiment still routes: %v", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notified) != 1 || notified[0].Type != appliance.EventExperimentGuardrail {
+		t.Fatalf("webhook events: %+v", notified)
+	}
+	for _, bad := range []struct{ body, field string }{
+		{`{"metric":"converted"}`, "events"},
+		{`{"unit":"u1","metric":"converted","value":"x"}`, "events[0]"},
+		{`{"unit":"u1","metric":"converted","colour":1}`, "events[0].colour"},
+		{`[{"unit":"u1","metric":"converted","timestamp":"noon"}]`, "events"},
+	} {
+		r := n.do("POST", "/api/v1/events", adminSecret, "application/json", bad.body)
+		if _, field := r.errorOf(t); r.status != 400 || field != bad.field {
+			t.Errorf("%s: %d %s", bad.body, r.status, r.body)
+		}
+	}
+}

@@ -1,0 +1,297 @@
+// Package results turns an experiment's incremental aggregates into the
+// statistics a data scientist reads (package abtest), and runs the monitor
+// that keeps those aggregates fed with exposures and stops an experiment
+// whose guardrail is breached.
+package results
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/abtest"
+)
+
+// Report is GET /experiments/{name}/results.
+type Report struct {
+	Experiment string          `json:"experiment"`
+	State      string          `json:"state"`
+	Result     *abtest.Result  `json:"result,omitempty"`
+	Note       string          `json:"note,omitempty"`
+	Guardrails []GuardrailNote `json:"breached_guardrails,omitempty"`
+}
+
+// GuardrailNote names a breached guardrail.
+type GuardrailNote struct {
+	Metric string `json:"metric"`
+	Arm    string `json:"arm"`
+}
+
+// Analyze computes an experiment's results from its aggregates: every arm
+// against the first (control), every metric, the breakdowns, SRM.
+func Analyze(e *appliance.Experiment, aggs []appliance.Aggregate, opts abtest.Options) (*Report, error) {
+	rep := &Report{Experiment: e.Name, State: string(e.State)}
+	in := abtest.Input{Control: e.Arms[0].Name, Options: opts}
+	arms := map[string]*abtest.Arm{}
+	for _, a := range e.Arms {
+		in.Arms = append(in.Arms, abtest.Arm{Name: a.Name, Weight: a.Weight, Metrics: map[string]abtest.Moments{}})
+	}
+	for i := range in.Arms {
+		arms[in.Arms[i].Name] = &in.Arms[i]
+	}
+	for _, m := range e.Metrics {
+		spec := abtest.MetricSpec{Name: m.Name, Type: abtest.MeanMetric, Direction: abtest.Increase, Role: abtest.Goal}
+		if m.Type == appliance.MetricBinomial {
+			spec.Type = abtest.BinomialMetric
+		}
+		if m.Direction == appliance.DirectionDecrease {
+			spec.Direction = abtest.Decrease
+		}
+		if m.Role == appliance.RoleGuardrail {
+			spec.Role = abtest.Guardrail
+		}
+		in.Metrics = append(in.Metrics, spec)
+	}
+	type bkey struct{ attr, metric string }
+	breakdowns := map[bkey]*abtest.Breakdown{}
+	var border []bkey
+	for _, ag := range aggs {
+		arm := arms[ag.Arm]
+		if arm == nil || !hasMetric(e, ag.Metric) {
+			continue // an arm or metric removed by a reseed: not part of this analysis
+		}
+		mom := abtest.Moments{N: ag.N, Sum: ag.Sum, SumSq: ag.SumSq, SumX: ag.SumX, SumXSq: ag.SumXSq, SumXY: ag.SumXY}
+		if ag.Group == "" {
+			arm.Metrics[ag.Metric] = mom
+			continue
+		}
+		attr, value, ok := strings.Cut(ag.Group, "=")
+		if !ok {
+			continue
+		}
+		k := bkey{attr, ag.Metric}
+		b := breakdowns[k]
+		if b == nil {
+			b = &abtest.Breakdown{Attribute: attr, Metric: ag.Metric}
+			breakdowns[k] = b
+			border = append(border, k)
+		}
+		gi := -1
+		for i := range b.Groups {
+			if b.Groups[i].Name == value {
+				gi = i
+			}
+		}
+		if gi < 0 {
+			b.Groups = append(b.Groups, abtest.Group{Name: value, Arms: map[string]abtest.Moments{}})
+			gi = len(b.Groups) - 1
+		}
+		b.Groups[gi].Arms[ag.Arm] = mom
+	}
+	for _, k := range border {
+		in.Breakdowns = append(in.Breakdowns, *breakdowns[k])
+	}
+	exposed := false
+	for _, a := range in.Arms {
+		for _, m := range a.Metrics {
+			exposed = exposed || m.N > 0
+		}
+	}
+	if !exposed || len(e.Metrics) == 0 {
+		rep.Note = "no exposed units yet"
+		if len(e.Metrics) == 0 {
+			rep.Note = "the experiment declares no metrics"
+		}
+		return rep, nil
+	}
+	// Arms with no unit yet still need every metric present.
+	for i := range in.Arms {
+		for _, m := range e.Metrics {
+			if _, ok := in.Arms[i].Metrics[m.Name]; !ok {
+				in.Arms[i].Metrics[m.Name] = abtest.Moments{}
+			}
+		}
+	}
+	res, err := abtest.Analyze(in)
+	if err != nil {
+		return nil, fmt.Errorf("analyze %s: %w", e.Name, err)
+	}
+	rep.Result = res
+	for _, c := range res.BreachedGuardrails() {
+		rep.Guardrails = append(rep.Guardrails, GuardrailNote{Metric: c.Metric, Arm: c.Arm})
+	}
+	return rep, nil
+}
+
+func hasMetric(e *appliance.Experiment, name string) bool {
+	for _, m := range e.Metrics {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Monitor feeds exposures from the telemetry buffer into the experiment
+// aggregates and stops running experiments whose guardrails are breached
+// (under the sequential test, so checking often is safe): every unit then
+// gets the production alias until someone concludes the experiment. The
+// stop is audited by the experiment store, logged, and sent to webhooks.
+type Monitor struct {
+	Telemetry   appliance.TelemetryReader
+	Data        appliance.ExperimentData
+	Experiments *appliance.Experiments
+	Notifier    appliance.Notifier // nil: no webhooks
+	Logger      *slog.Logger
+	Interval    time.Duration // default 1 s
+	// GuardrailEvery is how often guardrails are checked; default 10 s.
+	GuardrailEvery time.Duration
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// Start runs the monitor until Close.
+func (m *Monitor) Start(ctx context.Context) {
+	if m.Interval <= 0 {
+		m.Interval = time.Second
+	}
+	if m.GuardrailEvery <= 0 {
+		m.GuardrailEvery = 10 * time.Second
+	}
+	if m.Logger == nil {
+		m.Logger = slog.Default()
+	}
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	m.done = make(chan struct{})
+	go m.run(ctx)
+}
+
+// Close stops the monitor and waits for it.
+func (m *Monitor) Close() {
+	m.once.Do(func() {
+		if m.cancel != nil {
+			m.cancel()
+			<-m.done
+		}
+	})
+}
+
+func (m *Monitor) run(ctx context.Context) {
+	defer close(m.done)
+	tick := time.NewTicker(m.Interval)
+	defer tick.Stop()
+	lastGuard := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := m.ConsumeExposures(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Warn("consume exposures", "err", err)
+		}
+		if time.Since(lastGuard) >= m.GuardrailEvery {
+			lastGuard = time.Now()
+			if err := m.CheckGuardrails(ctx); err != nil && ctx.Err() == nil {
+				m.Logger.Warn("check guardrails", "err", err)
+			}
+		}
+	}
+}
+
+// ConsumeExposures folds the exposures flushed since the last call into
+// the aggregates, in batches, committing the telemetry cursor with them.
+func (m *Monitor) ConsumeExposures(ctx context.Context) error {
+	after, err := m.Data.ExposureCursor(ctx)
+	if err != nil {
+		return err
+	}
+	const batch = 10000
+	for {
+		var logs []appliance.ExposureLog
+		var last uint64
+		var decodeErr error
+		err := m.Telemetry.Read("exposure", after, func(seq uint64, data []byte) bool {
+			var l appliance.ExposureLog
+			if err := json.Unmarshal(data, &l); err != nil {
+				decodeErr = fmt.Errorf("exposure %d: %w", seq, err)
+				// A record that cannot be read is skipped, not retried forever.
+			} else {
+				logs = append(logs, l)
+			}
+			last = seq
+			return len(logs) < batch
+		})
+		if err != nil {
+			return err
+		}
+		if last == 0 {
+			return decodeErr
+		}
+		if _, err := m.Data.RecordExposures(ctx, logs, last); err != nil {
+			return err
+		}
+		if decodeErr != nil {
+			m.Logger.Warn("unreadable exposure skipped", "err", decodeErr)
+		}
+		if len(logs) < batch {
+			return nil
+		}
+		after = last
+	}
+}
+
+// CheckGuardrails stops every running experiment with a breached guardrail.
+func (m *Monitor) CheckGuardrails(ctx context.Context) error {
+	list, err := m.Experiments.Store.Experiments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range list {
+		if e.State != appliance.ExperimentRunning || !hasGuardrail(e) {
+			continue
+		}
+		aggs, err := m.Data.ExperimentAggregates(ctx, e.Name)
+		if err != nil {
+			return err
+		}
+		rep, err := Analyze(e, aggs, abtest.Options{Sequential: true})
+		if err != nil {
+			return err
+		}
+		if len(rep.Guardrails) == 0 {
+			continue
+		}
+		g := rep.Guardrails[0]
+		reason := fmt.Sprintf("guardrail %s breached by arm %s (sequential test): every unit is served the %s alias", g.Metric, g.Arm, appliance.ProductionAlias)
+		sysCtx := appliance.NewContextWithCaller(ctx, appliance.Caller{Name: "guardrail", Role: appliance.RoleAdmin})
+		if _, err := m.Experiments.Stop(sysCtx, e.Name, reason); err != nil {
+			return err
+		}
+		m.Logger.Warn("experiment stopped by a guardrail", "experiment", e.Name, "metric", g.Metric, "arm", g.Arm)
+		if m.Notifier != nil {
+			ev := appliance.Event{Type: appliance.EventExperimentGuardrail, Subject: "experiment/" + e.Name, Time: time.Now().UTC(),
+				Data: map[string]any{"experiment": e.Name, "metric": g.Metric, "arm": g.Arm, "reason": reason, "breached": rep.Guardrails}}
+			if err := m.Notifier.Notify(sysCtx, ev); err != nil {
+				m.Logger.Error("notify webhooks of a guardrail stop", "experiment", e.Name, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+func hasGuardrail(e *appliance.Experiment) bool {
+	for _, m := range e.Metrics {
+		if m.Role == appliance.RoleGuardrail {
+			return true
+		}
+	}
+	return false
+}

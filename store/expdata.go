@@ -1,0 +1,488 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// Experiment data (created by the first write; no migration):
+//
+//	outcomes        metric → bucket { str(unit) | i64(event µs) | u64(n) → f64 value }
+//	event_ids       event id → i64(first seen µs); event_ids_t: i64(µs) | id → nil (for purging)
+//	exp_units       experiment → bucket { unit → unit state (expUnit, binary) }
+//	exp_aggs        experiment → bucket { arm 0 metric 0 group → u64 N | 5 × f64 sums }
+//
+// Results read only exp_aggs: a handful of keys, whatever the traffic.
+var (
+	bucketOutcomes    = []byte("outcomes")
+	bucketEventIDs    = []byte("event_ids")
+	bucketEventIDsT   = []byte("event_ids_t")
+	bucketExpUnits    = []byte("exp_units")
+	bucketExpAggs     = []byte("exp_aggs")
+	bucketExpMeta     = []byte("exp_meta") // "exposure_cursor" → u64 telemetry sequence
+	keyExposureCursor = []byte("exposure_cursor")
+	errCorruptRecord  = errors.New("corrupt experiment record")
+)
+
+// expUnit is a unit's state in one experiment: its arm from its first
+// exposure, the breakdown attributes it came with, and per metric the sums
+// of its events after (y) and before (x) that exposure.
+type expUnit struct {
+	arm      string
+	exposure int64
+	attrs    [][2]string
+	metrics  []unitMetric
+}
+
+type unitMetric struct {
+	name   string
+	sumY   float64
+	nY     uint64
+	sumX   float64
+	nX     uint64
+	exists bool
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func (u *expUnit) encode() []byte {
+	b := appendStr(nil, u.arm)
+	b = binary.BigEndian.AppendUint64(b, uint64(u.exposure))
+	b = binary.AppendUvarint(b, uint64(len(u.attrs)))
+	for _, a := range u.attrs {
+		b = appendStr(appendStr(b, a[0]), a[1])
+	}
+	b = binary.AppendUvarint(b, uint64(len(u.metrics)))
+	for _, m := range u.metrics {
+		b = appendStr(b, m.name)
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(m.sumY))
+		b = binary.AppendUvarint(b, m.nY)
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(m.sumX))
+		b = binary.AppendUvarint(b, m.nX)
+	}
+	return b
+}
+
+func decodeExpUnit(b []byte) (*expUnit, error) {
+	u := &expUnit{}
+	var err error
+	str := func() string {
+		if err != nil {
+			return ""
+		}
+		var s string
+		s, b, err = readString(b)
+		return s
+	}
+	uv := func() uint64 {
+		if err != nil {
+			return 0
+		}
+		n, w := binary.Uvarint(b)
+		if w <= 0 {
+			err = errCorruptRecord
+			return 0
+		}
+		b = b[w:]
+		return n
+	}
+	u64 := func() uint64 {
+		if err != nil || len(b) < 8 {
+			err = errCorruptRecord
+			return 0
+		}
+		v := binary.BigEndian.Uint64(b)
+		b = b[8:]
+		return v
+	}
+	u.arm = str()
+	u.exposure = int64(u64())
+	for n := uv(); n > 0 && err == nil; n-- {
+		u.attrs = append(u.attrs, [2]string{str(), str()})
+	}
+	for n := uv(); n > 0 && err == nil; n-- {
+		m := unitMetric{name: str(), exists: true}
+		m.sumY = math.Float64frombits(u64())
+		m.nY = uv()
+		m.sumX = math.Float64frombits(u64())
+		m.nX = uv()
+		u.metrics = append(u.metrics, m)
+	}
+	return u, err
+}
+
+func (u *expUnit) metric(name string) *unitMetric {
+	for i := range u.metrics {
+		if u.metrics[i].name == name {
+			return &u.metrics[i]
+		}
+	}
+	u.metrics = append(u.metrics, unitMetric{name: name})
+	return &u.metrics[len(u.metrics)-1]
+}
+
+// values are the unit's metric value and covariate as the analysis counts
+// them.
+func (m *unitMetric) values(spec *appliance.Metric) (y, x float64) {
+	return spec.UnitValue(m.sumY, int(m.nY)), spec.UnitValue(m.sumX, int(m.nX))
+}
+
+// groups are the aggregate groups a unit belongs to: all units, and one
+// per breakdown attribute it has.
+func (u *expUnit) groups() []string {
+	g := []string{""}
+	for _, a := range u.attrs {
+		g = append(g, a[0]+"="+a[1])
+	}
+	return g
+}
+
+func aggKey(arm, metric, group string) []byte {
+	k := append([]byte(arm), 0)
+	k = append(append(k, metric...), 0)
+	return append(k, group...)
+}
+
+type aggValue struct {
+	n                             uint64
+	sum, sumSq, sumX, sumXSq, sXY float64
+}
+
+func readAgg(b *bolt.Bucket, key []byte) aggValue {
+	v := b.Get(key)
+	if len(v) != 48 {
+		return aggValue{}
+	}
+	f := func(i int) float64 { return math.Float64frombits(binary.BigEndian.Uint64(v[i*8:])) }
+	return aggValue{binary.BigEndian.Uint64(v), f(1), f(2), f(3), f(4), f(5)}
+}
+
+func (a aggValue) bytes() []byte {
+	b := binary.BigEndian.AppendUint64(nil, a.n)
+	for _, f := range []float64{a.sum, a.sumSq, a.sumX, a.sumXSq, a.sXY} {
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	return b
+}
+
+// applyDelta moves a unit's contribution to an aggregate from (y0, x0) to
+// (y1, x1); added counts the unit in.
+func applyDelta(b *bolt.Bucket, key []byte, added bool, y0, x0, y1, x1 float64) error {
+	a := readAgg(b, key)
+	if added {
+		a.n++
+	}
+	a.sum += y1 - y0
+	a.sumSq += y1*y1 - y0*y0
+	a.sumX += x1 - x0
+	a.sumXSq += x1*x1 - x0*x0
+	a.sXY += x1*y1 - x0*y0
+	return b.Put(key, a.bytes())
+}
+
+// expContext is what a write needs to know of the experiments, read once
+// per transaction.
+type expContext struct {
+	byMetric map[string][]*appliance.Experiment // experiments still collecting, by metric
+	byName   map[string]*appliance.Experiment
+}
+
+func (s *Store) experimentsForData(tx *bolt.Tx) (*expContext, error) {
+	ec := &expContext{byMetric: map[string][]*appliance.Experiment{}, byName: map[string]*appliance.Experiment{}}
+	b := tx.Bucket(bucketExperiments)
+	if b == nil {
+		return ec, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		e := new(appliance.Experiment)
+		if err := s.decodeJSON(v, e); err != nil {
+			return fmt.Errorf("experiment %s: %w", k, err)
+		}
+		ec.byName[e.Name] = e
+		if e.State != appliance.ExperimentRunning && e.State != appliance.ExperimentStopped {
+			return nil
+		}
+		for _, m := range e.Metrics {
+			ec.byMetric[m.Name] = append(ec.byMetric[m.Name], e)
+		}
+		return nil
+	})
+	return ec, err
+}
+
+func metricSpec(e *appliance.Experiment, name string) *appliance.Metric {
+	for i := range e.Metrics {
+		if e.Metrics[i].Name == name {
+			return &e.Metrics[i]
+		}
+	}
+	return nil
+}
+
+// subBucket returns root/name, creating both.
+func subBucket(tx *bolt.Tx, root []byte, name string) (*bolt.Bucket, error) {
+	r, err := tx.CreateBucketIfNotExists(root)
+	if err != nil {
+		return nil, err
+	}
+	return r.CreateBucketIfNotExists([]byte(name))
+}
+
+// RecordEvents implements appliance.ExperimentData.
+func (s *Store) RecordEvents(ctx context.Context, events []appliance.OutcomeEvent) (*appliance.EventsResult, error) {
+	res := &appliance.EventsResult{}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		*res = appliance.EventsResult{Duplicates: []string{}, UnknownMetrics: []string{}}
+		ec, err := s.experimentsForData(tx)
+		if err != nil {
+			return err
+		}
+		ids, err := tx.CreateBucketIfNotExists(bucketEventIDs)
+		if err != nil {
+			return err
+		}
+		idsT, err := tx.CreateBucketIfNotExists(bucketEventIDsT)
+		if err != nil {
+			return err
+		}
+		unknown := map[string]bool{}
+		now := s.now().UnixMicro()
+		var key []byte
+		for i := range events {
+			ev := &events[i]
+			if ev.EventID != "" {
+				if v := ids.Get([]byte(ev.EventID)); len(v) == 8 && now-int64(binary.BigEndian.Uint64(v)) < appliance.EventIDWindow.Microseconds() {
+					res.Duplicates = append(res.Duplicates, ev.EventID)
+					continue
+				}
+				if err := ids.Put([]byte(ev.EventID), binary.BigEndian.AppendUint64(nil, uint64(now))); err != nil {
+					return err
+				}
+				if err := idsT.Put(append(appendTime(nil, now), ev.EventID...), nil); err != nil {
+					return err
+				}
+			}
+			ob, err := subBucket(tx, bucketOutcomes, ev.Metric)
+			if err != nil {
+				return err
+			}
+			n, _ := ob.NextSequence()
+			key = appendStr(key[:0], ev.Unit)
+			key = appendTime(key, ev.Time)
+			key = binary.BigEndian.AppendUint64(key, n)
+			if err := ob.Put(bytes.Clone(key), binary.BigEndian.AppendUint64(nil, math.Float64bits(ev.Value))); err != nil {
+				return err
+			}
+			res.Accepted++
+			exps := ec.byMetric[ev.Metric]
+			if len(exps) == 0 {
+				if !unknown[ev.Metric] {
+					unknown[ev.Metric] = true
+					res.UnknownMetrics = append(res.UnknownMetrics, ev.Metric)
+				}
+				continue
+			}
+			for _, e := range exps {
+				counted, err := s.attributeEvent(tx, e, ev)
+				if err != nil {
+					return err
+				}
+				if counted {
+					res.Attributed++
+				}
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// attributeEvent folds one event into an experiment that exposed its unit.
+func (s *Store) attributeEvent(tx *bolt.Tx, e *appliance.Experiment, ev *appliance.OutcomeEvent) (bool, error) {
+	units := tx.Bucket(bucketExpUnits)
+	if units == nil {
+		return false, nil
+	}
+	ub := units.Bucket([]byte(e.Name))
+	if ub == nil {
+		return false, nil
+	}
+	raw := ub.Get([]byte(ev.Unit))
+	if raw == nil {
+		return false, nil // not exposed (yet): the event waits in outcomes
+	}
+	u, err := decodeExpUnit(raw)
+	if err != nil {
+		return false, fmt.Errorf("unit %q of experiment %s: %w", ev.Unit, e.Name, err)
+	}
+	spec := metricSpec(e, ev.Metric)
+	place := spec.Place(u.exposure, ev.Time, appliance.DefaultCovariateLookback)
+	if place == "" {
+		return false, nil
+	}
+	m := u.metric(ev.Metric)
+	added := !m.exists
+	m.exists = true
+	y0, x0 := m.values(spec)
+	if place == "post" {
+		m.sumY += ev.Value
+		m.nY++
+	} else {
+		m.sumX += ev.Value
+		m.nX++
+	}
+	y1, x1 := m.values(spec)
+	if err := ub.Put([]byte(ev.Unit), u.encode()); err != nil {
+		return false, err
+	}
+	ab, err := subBucket(tx, bucketExpAggs, e.Name)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range u.groups() {
+		if err := applyDelta(ab, aggKey(u.arm, ev.Metric, g), added, y0, x0, y1, x1); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// RecordExposures implements appliance.ExperimentData.
+func (s *Store) RecordExposures(ctx context.Context, exposures []appliance.ExposureLog, throughSeq uint64) (int, error) {
+	added := 0
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		added = 0
+		if throughSeq != 0 {
+			b, err := tx.CreateBucketIfNotExists(bucketExpMeta)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(keyExposureCursor, u64(throughSeq)); err != nil {
+				return err
+			}
+		}
+		ec, err := s.experimentsForData(tx)
+		if err != nil {
+			return err
+		}
+		for i := range exposures {
+			x := &exposures[i]
+			e := ec.byName[x.Experiment]
+			if e == nil || e.State == appliance.ExperimentDraft || e.Arm(x.Arm) == nil {
+				continue // deleted or redefined since: nothing to attribute to
+			}
+			ub, err := subBucket(tx, bucketExpUnits, e.Name)
+			if err != nil {
+				return err
+			}
+			if ub.Get([]byte(x.Unit)) != nil {
+				continue // sticky: the first exposure decides
+			}
+			u := &expUnit{arm: x.Arm, exposure: x.Time.UnixMicro()}
+			for _, name := range e.Breakdowns {
+				if v, ok := x.Attributes[name]; ok {
+					u.attrs = append(u.attrs, [2]string{name, v})
+				}
+			}
+			// Every metric counts the unit, with the events it already has.
+			for i := range e.Metrics {
+				spec := &e.Metrics[i]
+				m := u.metric(spec.Name)
+				m.exists = true
+				if root := tx.Bucket(bucketOutcomes); root != nil {
+					if ob := root.Bucket([]byte(spec.Name)); ob != nil {
+						prefix := appendStr(nil, x.Unit)
+						c := ob.Cursor()
+						for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+							if len(k) != len(prefix)+16 || len(v) != 8 {
+								continue // another unit whose id starts with this one's length and bytes cannot: lengths differ
+							}
+							val := math.Float64frombits(binary.BigEndian.Uint64(v))
+							switch spec.Place(u.exposure, readTime(k[len(prefix):]), appliance.DefaultCovariateLookback) {
+							case "post":
+								m.sumY += val
+								m.nY++
+							case "pre":
+								m.sumX += val
+								m.nX++
+							}
+						}
+					}
+				}
+			}
+			if err := ub.Put([]byte(x.Unit), u.encode()); err != nil {
+				return err
+			}
+			ab, err := subBucket(tx, bucketExpAggs, e.Name)
+			if err != nil {
+				return err
+			}
+			for i := range e.Metrics {
+				spec := &e.Metrics[i]
+				y, xv := u.metric(spec.Name).values(spec)
+				for _, g := range u.groups() {
+					if err := applyDelta(ab, aggKey(u.arm, spec.Name, g), true, 0, 0, y, xv); err != nil {
+						return err
+					}
+				}
+			}
+			added++
+		}
+		return nil
+	}, nil)
+	return added, err
+}
+
+// ExposureCursor implements appliance.ExperimentData.
+func (s *Store) ExposureCursor(context.Context) (uint64, error) {
+	var seq uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketExpMeta); b != nil {
+			if v := b.Get(keyExposureCursor); len(v) == 8 {
+				seq = binary.BigEndian.Uint64(v)
+			}
+		}
+		return nil
+	})
+	return seq, err
+}
+
+// ExperimentAggregates implements appliance.ExperimentData.
+func (s *Store) ExperimentAggregates(_ context.Context, name string) ([]appliance.Aggregate, error) {
+	var out []appliance.Aggregate
+	err := s.view(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketExpAggs)
+		if root == nil {
+			return nil
+		}
+		b := root.Bucket([]byte(name))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			parts := bytes.SplitN(k, []byte{0}, 3)
+			if len(parts) != 3 {
+				return errCorruptRecord
+			}
+			a := readAgg(b, k)
+			out = append(out, appliance.Aggregate{Arm: string(parts[0]), Metric: string(parts[1]), Group: string(parts[2]),
+				N: int64(a.n), Sum: a.sum, SumSq: a.sumSq, SumX: a.sumX, SumXSq: a.sumXSq, SumXY: a.sXY})
+			return nil
+		})
+	})
+	return out, err
+}

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+// The incremental aggregates equal a naive computation from every event,
+// whatever the order in which exposures and events arrive.
+func TestExperimentData_AggregatesMatchNaive(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	e := &appliance.Experiment{Name: "exp", Model: "m", Unit: "user_id", State: appliance.ExperimentRunning, Coverage: 1,
+		Arms: []appliance.Arm{{Name: "control", Version: 1, Weight: 0.5}, {Name: "treatment", Version: 2, Weight: 0.5}},
+		Metrics: []appliance.Metric{
+			{Name: "converted", Type: appliance.MetricBinomial, Direction: "increase", Role: "goal"},
+			{Name: "revenue", Type: appliance.MetricMean, Direction: "increase", Role: "goal", Cap: 50, Window: appliance.Duration(48 * time.Hour)},
+		},
+		Breakdowns: []string{"country"}}
+	if err := s.CreateExperiment(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	type exposure struct {
+		arm, country string
+		at           time.Time
+	}
+	units := map[string]exposure{}
+	var events []appliance.OutcomeEvent
+	for i := range 300 {
+		unit := fmt.Sprintf("u%d", i)
+		arm := []string{"control", "treatment"}[r.IntN(2)]
+		units[unit] = exposure{arm, []string{"AE", "FR"}[r.IntN(2)], t0.Add(time.Duration(r.IntN(72)) * time.Hour)}
+		for range r.IntN(6) {
+			metric := []string{"converted", "revenue", "unrelated"}[r.IntN(3)]
+			at := t0.Add(time.Duration(r.IntN(24*20)-24*10) * time.Hour) // 10 days before to 10 days after t0
+			events = append(events, appliance.OutcomeEvent{Unit: unit, Metric: metric, Value: float64(r.IntN(40)), Time: at.UnixMicro(), EventID: fmt.Sprintf("ev%d", len(events))})
+		}
+	}
+	// Half the events come before the exposures are recorded, half after;
+	// some are retried with the same id.
+	half := len(events) / 2
+	if _, err := s.RecordEvents(ctx, events[:half]); err != nil {
+		t.Fatal(err)
+	}
+	var logs []appliance.ExposureLog
+	for unit, x := range units {
+		logs = append(logs, appliance.ExposureLog{Experiment: "exp", Arm: x.arm, Unit: unit, Time: x.at, Attributes: map[string]string{"country": x.country}})
+		logs = append(logs, appliance.ExposureLog{Experiment: "exp", Arm: "treatment", Unit: unit, Time: x.at.Add(time.Hour)}) // later: ignored
+	}
+	if n, err := s.RecordExposures(ctx, logs, 0); err != nil || n != len(units) {
+		t.Fatalf("recorded %d new units (%v), want %d", n, err, len(units))
+	}
+	res, err := s.RecordEvents(ctx, append(events[half:], events[:10]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Duplicates) != 10 || len(res.UnknownMetrics) != 1 || res.UnknownMetrics[0] != "unrelated" {
+		t.Fatalf("second batch: %+v", res)
+	}
+
+	// Naive: per unit and metric, sum post and pre events, then aggregate.
+	type key struct{ arm, metric, group string }
+	want := map[key]*appliance.Aggregate{}
+	for unit, x := range units {
+		for _, spec := range e.Metrics {
+			var sumY, sumX float64
+			var nY, nX int
+			for _, ev := range events {
+				if ev.Unit != unit || ev.Metric != spec.Name {
+					continue
+				}
+				switch spec.Place(x.at.UnixMicro(), ev.Time, appliance.DefaultCovariateLookback) {
+				case "post":
+					sumY += ev.Value
+					nY++
+				case "pre":
+					sumX += ev.Value
+					nX++
+				}
+			}
+			y, xv := spec.UnitValue(sumY, nY), spec.UnitValue(sumX, nX)
+			for _, g := range []string{"", "country=" + x.country} {
+				k := key{x.arm, spec.Name, g}
+				a := want[k]
+				if a == nil {
+					a = &appliance.Aggregate{Arm: k.arm, Metric: k.metric, Group: g}
+					want[k] = a
+				}
+				a.N++
+				a.Sum += y
+				a.SumSq += y * y
+				a.SumX += xv
+				a.SumXSq += xv * xv
+				a.SumXY += xv * y
+			}
+		}
+	}
+	got, err := s.ExperimentAggregates(ctx, "exp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d aggregates, want %d", len(got), len(want))
+	}
+	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+	for _, g := range got {
+		w := want[key{g.Arm, g.Metric, g.Group}]
+		if w == nil || g.N != w.N || !close(g.Sum, w.Sum) || !close(g.SumSq, w.SumSq) || !close(g.SumX, w.SumX) ||
+			!close(g.SumXSq, w.SumXSq) || !close(g.SumXY, w.SumXY) {
+			t.Fatalf("aggregate %+v, want %+v", g, w)
+		}
+	}
+}
