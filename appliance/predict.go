@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,7 +86,44 @@ type Predictor struct {
 	Shadows *ShadowRunner
 	Now     func() time.Time
 
-	plans sync.Map // *ModelVersion → *inputPlan
+	plans   sync.Map // *ModelVersion → *inputPlan
+	exposed exposureSet
+}
+
+// exposureSet remembers which units this process has logged an exposure
+// for, as GrowthBook's SDKs do: only a unit's first exposure matters (its
+// arm is sticky), so repeats are not logged. It is bounded: when full it
+// starts over, and the store ignores the repeats that follow.
+type exposureSet struct {
+	shards [16]struct {
+		mu   sync.Mutex
+		seen map[uint64]struct{}
+	}
+}
+
+const exposureSetShardCap = 1 << 16 // 1M units over 16 shards
+
+// first reports whether the unit's exposure to this experiment (under this
+// seed: a reseed reassigns everyone) has not been seen yet, and marks it.
+func (s *exposureSet) first(experiment, seed, unit string) bool {
+	h := uint64(14695981039346656037)
+	for _, part := range [...]string{experiment, "\x00", seed, "\x00", unit} {
+		for i := 0; i < len(part); i++ {
+			h ^= uint64(part[i])
+			h *= 1099511628211
+		}
+	}
+	sh := &s.shards[h%uint64(len(s.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.seen[h]; ok {
+		return false
+	}
+	if sh.seen == nil || len(sh.seen) >= exposureSetShardCap {
+		sh.seen = make(map[uint64]struct{}, 1024)
+	}
+	sh.seen[h] = struct{}{}
+	return true
 }
 
 // inputPlan is how a version's inputs are gathered.
@@ -175,6 +213,10 @@ func (req *PredictRequest) unitOf(attribute string) (string, bool) {
 		}
 	}
 	if raw, ok := req.Entities[attribute]; ok {
+		// A plain quoted string (the usual join key) needs no decoder.
+		if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && !bytes.ContainsAny(raw[1:n-1], "\\\"") {
+			return string(raw[1 : n-1]), true
+		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
 			return s, true
@@ -239,7 +281,7 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 	}
 	if p.Telemetry != nil {
 		p.log(req, mv, alias, rt, in, out, res.RequestID, time.Since(start))
-		if rt != nil {
+		if rt != nil && p.exposed.first(rt.Experiment.Name, rt.Experiment.HashSeed(), rt.Unit) {
 			p.logExposure(req, rt, mv, res.RequestID)
 		}
 	}

@@ -2,11 +2,14 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -240,7 +243,32 @@ func subBucket(tx *bolt.Tx, root []byte, name string) (*bolt.Bucket, error) {
 }
 
 // RecordEvents implements appliance.ExperimentData.
+//
+// A batch is applied in one transaction with its state in memory: each
+// touched unit is decoded once and written once, each aggregate key is
+// read once and written once, and outcomes are inserted in key order, so
+// that a batch of 10,000 events costs a few thousand page writes rather
+// than tens of thousands.
 func (s *Store) RecordEvents(ctx context.Context, events []appliance.OutcomeEvent) (*appliance.EventsResult, error) {
+	// Outcome keys sorted outside the transaction: bbolt fills pages in
+	// order instead of splitting them at random.
+	order := make([]int, len(events))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int {
+		ex, ey := &events[x], &events[y]
+		if c := strings.Compare(ex.Metric, ey.Metric); c != 0 {
+			return c
+		}
+		if len(ex.Unit) != len(ey.Unit) { // keys start with the unit's length
+			return len(ex.Unit) - len(ey.Unit)
+		}
+		if c := strings.Compare(ex.Unit, ey.Unit); c != 0 {
+			return c
+		}
+		return cmp.Compare(ex.Time, ey.Time)
+	})
 	res := &appliance.EventsResult{}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		*res = appliance.EventsResult{Duplicates: []string{}, UnknownMetrics: []string{}}
@@ -256,26 +284,40 @@ func (s *Store) RecordEvents(ctx context.Context, events []appliance.OutcomeEven
 		if err != nil {
 			return err
 		}
+		w := &eventWriter{tx: tx, units: map[string]*batchUnit{}, aggs: map[string]map[string]*aggDelta{}}
 		unknown := map[string]bool{}
 		now := s.now().UnixMicro()
-		var key []byte
+		dup := make([]bool, len(events))
 		for i := range events {
 			ev := &events[i]
-			if ev.EventID != "" {
-				if v := ids.Get([]byte(ev.EventID)); len(v) == 8 && now-int64(binary.BigEndian.Uint64(v)) < appliance.EventIDWindow.Microseconds() {
-					res.Duplicates = append(res.Duplicates, ev.EventID)
-					continue
-				}
-				if err := ids.Put([]byte(ev.EventID), binary.BigEndian.AppendUint64(nil, uint64(now))); err != nil {
-					return err
-				}
-				if err := idsT.Put(append(appendTime(nil, now), ev.EventID...), nil); err != nil {
-					return err
-				}
+			if ev.EventID == "" {
+				continue
 			}
-			ob, err := subBucket(tx, bucketOutcomes, ev.Metric)
-			if err != nil {
+			if v := ids.Get([]byte(ev.EventID)); len(v) == 8 && now-int64(binary.BigEndian.Uint64(v)) < appliance.EventIDWindow.Microseconds() {
+				res.Duplicates = append(res.Duplicates, ev.EventID)
+				dup[i] = true
+				continue
+			}
+			if err := ids.Put([]byte(ev.EventID), binary.BigEndian.AppendUint64(nil, uint64(now))); err != nil {
 				return err
+			}
+			if err := idsT.Put(append(appendTime(nil, now), ev.EventID...), nil); err != nil {
+				return err
+			}
+		}
+		var key []byte
+		var ob *bolt.Bucket
+		obMetric := ""
+		for _, i := range order {
+			if dup[i] {
+				continue
+			}
+			ev := &events[i]
+			if ob == nil || obMetric != ev.Metric {
+				if ob, err = subBucket(tx, bucketOutcomes, ev.Metric); err != nil {
+					return err
+				}
+				obMetric = ev.Metric
 			}
 			n, _ := ob.NextSequence()
 			key = appendStr(key[:0], ev.Unit)
@@ -294,7 +336,7 @@ func (s *Store) RecordEvents(ctx context.Context, events []appliance.OutcomeEven
 				continue
 			}
 			for _, e := range exps {
-				counted, err := s.attributeEvent(tx, e, ev)
+				counted, err := w.attribute(e, ev)
 				if err != nil {
 					return err
 				}
@@ -303,7 +345,7 @@ func (s *Store) RecordEvents(ctx context.Context, events []appliance.OutcomeEven
 				}
 			}
 		}
-		return nil
+		return w.flush()
 	}, nil)
 	if err != nil {
 		return nil, err
@@ -311,24 +353,52 @@ func (s *Store) RecordEvents(ctx context.Context, events []appliance.OutcomeEven
 	return res, nil
 }
 
-// attributeEvent folds one event into an experiment that exposed its unit.
-func (s *Store) attributeEvent(tx *bolt.Tx, e *appliance.Experiment, ev *appliance.OutcomeEvent) (bool, error) {
-	units := tx.Bucket(bucketExpUnits)
-	if units == nil {
-		return false, nil
+// eventWriter holds one batch's unit states and aggregate changes.
+type eventWriter struct {
+	tx    *bolt.Tx
+	units map[string]*batchUnit           // experiment \x00 unit → state; nil: not exposed
+	aggs  map[string]map[string]*aggDelta // experiment → aggregate key → change
+}
+
+type batchUnit struct {
+	exp, unit string
+	state     *expUnit
+	dirty     bool
+}
+
+type aggDelta struct {
+	n                               uint64
+	sum, sumSq, sumX, sumXSq, sumXY float64
+}
+
+func (w *eventWriter) unit(e *appliance.Experiment, unit string) (*batchUnit, error) {
+	k := e.Name + "\x00" + unit
+	if bu, ok := w.units[k]; ok {
+		return bu, nil
 	}
-	ub := units.Bucket([]byte(e.Name))
-	if ub == nil {
-		return false, nil
+	var bu *batchUnit
+	if root := w.tx.Bucket(bucketExpUnits); root != nil {
+		if ub := root.Bucket([]byte(e.Name)); ub != nil {
+			if raw := ub.Get([]byte(unit)); raw != nil {
+				u, err := decodeExpUnit(raw)
+				if err != nil {
+					return nil, fmt.Errorf("unit %q of experiment %s: %w", unit, e.Name, err)
+				}
+				bu = &batchUnit{exp: e.Name, unit: unit, state: u}
+			}
+		}
 	}
-	raw := ub.Get([]byte(ev.Unit))
-	if raw == nil {
-		return false, nil // not exposed (yet): the event waits in outcomes
+	w.units[k] = bu
+	return bu, nil
+}
+
+// attribute folds one event into an experiment that exposed its unit.
+func (w *eventWriter) attribute(e *appliance.Experiment, ev *appliance.OutcomeEvent) (bool, error) {
+	bu, err := w.unit(e, ev.Unit)
+	if err != nil || bu == nil {
+		return false, err // not exposed (yet): the event waits in outcomes
 	}
-	u, err := decodeExpUnit(raw)
-	if err != nil {
-		return false, fmt.Errorf("unit %q of experiment %s: %w", ev.Unit, e.Name, err)
-	}
+	u := bu.state
 	spec := metricSpec(e, ev.Metric)
 	place := spec.Place(u.exposure, ev.Time, appliance.DefaultCovariateLookback)
 	if place == "" {
@@ -346,19 +416,64 @@ func (s *Store) attributeEvent(tx *bolt.Tx, e *appliance.Experiment, ev *applian
 		m.nX++
 	}
 	y1, x1 := m.values(spec)
-	if err := ub.Put([]byte(ev.Unit), u.encode()); err != nil {
-		return false, err
-	}
-	ab, err := subBucket(tx, bucketExpAggs, e.Name)
-	if err != nil {
-		return false, err
+	bu.dirty = true
+	deltas := w.aggs[e.Name]
+	if deltas == nil {
+		deltas = map[string]*aggDelta{}
+		w.aggs[e.Name] = deltas
 	}
 	for _, g := range u.groups() {
-		if err := applyDelta(ab, aggKey(u.arm, ev.Metric, g), added, y0, x0, y1, x1); err != nil {
-			return false, err
+		k := string(aggKey(u.arm, ev.Metric, g))
+		d := deltas[k]
+		if d == nil {
+			d = &aggDelta{}
+			deltas[k] = d
 		}
+		if added {
+			d.n++
+		}
+		d.sum += y1 - y0
+		d.sumSq += y1*y1 - y0*y0
+		d.sumX += x1 - x0
+		d.sumXSq += x1*x1 - x0*x0
+		d.sumXY += x1*y1 - x0*y0
 	}
 	return true, nil
+}
+
+// flush writes the changed unit states and aggregates.
+func (w *eventWriter) flush() error {
+	for _, bu := range w.units {
+		if bu == nil || !bu.dirty {
+			continue
+		}
+		ub, err := subBucket(w.tx, bucketExpUnits, bu.exp)
+		if err != nil {
+			return err
+		}
+		if err := ub.Put([]byte(bu.unit), bu.state.encode()); err != nil {
+			return err
+		}
+	}
+	for exp, deltas := range w.aggs {
+		ab, err := subBucket(w.tx, bucketExpAggs, exp)
+		if err != nil {
+			return err
+		}
+		for k, d := range deltas {
+			a := readAgg(ab, []byte(k))
+			a.n += d.n
+			a.sum += d.sum
+			a.sumSq += d.sumSq
+			a.sumX += d.sumX
+			a.sumXSq += d.sumXSq
+			a.sXY += d.sumXY
+			if err := ab.Put([]byte(k), a.bytes()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // RecordExposures implements appliance.ExperimentData.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/routing"
 	"github.com/mlnode/mlnode/store"
 	"github.com/mlnode/mlnode/store/storetest"
 	"github.com/mlnode/mlnode/wasm"
@@ -66,7 +67,41 @@ func BenchmarkPredictInProcess(b *testing.B) {
 	if _, err := s.SetAlias(ctx, "churn", "production", mv.Version, appliance.AliasPolicy{}); err != nil {
 		b.Fatal(err)
 	}
-	p := &appliance.Predictor{Models: s, Views: s, Features: s, Runner: svc, Transforms: svc}
+	// A second version of the same module, for the experiment's treatment.
+	if _, _, err := s.CreateModelVersion(ctx, &appliance.ModelVersion{Model: "churn", SHA256: "bench-2", Module: "sha256:" + appliance.ModuleDigest(raw),
+		Inputs: inputs, Outputs: []string{"p"}, Lineage: appliance.Lineage{FeatureViews: map[string]int{"feats": 1}}}, append(raw[:len(raw):len(raw)], 0), map[string][]byte{"model.wasm": raw}); err != nil {
+		b.Fatal(err)
+	}
+	router := &routing.Router{Store: s}
+	x := &appliance.Experiments{Store: s, Models: s, Router: router}
+	exp := &appliance.Experiment{Name: "bench", Model: "churn", Unit: "user_id",
+		Arms: []appliance.Arm{{Name: "control", Version: 1, Weight: 0.5}, {Name: "treatment", Version: 2, Weight: 0.5}}}
+	if _, err := x.Create(ctx, exp); err != nil {
+		b.Fatal(err)
+	}
+	// Same run, same store: the predictor without the experiment routes by
+	// the alias; with it, every request is assigned an arm and logs an
+	// exposure besides its prediction.
+	b.Run("alias", func(b *testing.B) {
+		p := &appliance.Predictor{Models: s, Views: s, Features: s, Runner: svc, Transforms: svc}
+		benchPredict(ctx, b, s, p, entities)
+	})
+	if _, err := x.Start(ctx, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("experiment", func(b *testing.B) {
+		p := &appliance.Predictor{Models: s, Views: s, Features: s, Runner: svc, Transforms: svc, Router: router}
+		benchPredict(ctx, b, s, p, entities)
+	})
+	// The alias again, after the experiment: how much of a difference is
+	// the store and heap having grown in between.
+	b.Run("alias-after", func(b *testing.B) {
+		p := &appliance.Predictor{Models: s, Views: s, Features: s, Runner: svc, Transforms: svc}
+		benchPredict(ctx, b, s, p, entities)
+	})
+}
+
+func benchPredict(ctx context.Context, b *testing.B, s *store.Store, p *appliance.Predictor, entities int) {
 	if os.Getenv("BENCH_TELEMETRY") != "off" {
 		p.Telemetry = s.Telemetry()
 	}

@@ -142,8 +142,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, appliance.Invalid("distance", "must be a finite number, not negative")
 	case o.SmallReference < 0:
 		return o, appliance.Invalid("small_reference", "must not be negative")
-	case o.Bins < 0 || o.Bins == 1:
-		return o, appliance.Invalid("bins", "must be at least 2")
+	case o.Bins < 0 || o.Bins == 1 || o.Bins > MaxBins:
+		return o, appliance.Invalid("bins", "must be between 2 and %d", MaxBins)
 	case o.TopK < 0:
 		return o, appliance.Invalid("top_k", "must not be negative")
 	case !(o.PSIThreshold >= 0) || math.IsInf(o.PSIThreshold, 0):

@@ -12,6 +12,10 @@ import (
 // use on numeric features: deciles, the usual choice for PSI.
 const DefaultBins = 10
 
+// MaxBins bounds the bins a caller may ask for: each costs a quantile
+// search, and PSI over many thin bins measures noise.
+const MaxBins = 1000
+
 // DefaultTopK is how many of the reference's most frequent values
 // categorical measures itemize; the rest is OtherCategory. It is
 // featstats.TopCategories, what a statistics summary shows.
@@ -27,13 +31,13 @@ type Binned struct {
 }
 
 // Bin returns both distributions over the reference's quantile bins (see
-// DefaultBins); bins must be at least 2.
+// DefaultBins), 2 to MaxBins of them.
 func Bin(ref, cur *Numeric, bins int) (Binned, error) {
 	if err := check(ref, cur); err != nil {
 		return Binned{}, err
 	}
-	if bins < 2 {
-		return Binned{}, appliance.Invalid("bins", "%d bins; at least 2 are needed", bins)
+	if bins < 2 || bins > MaxBins {
+		return Binned{}, appliance.Invalid("bins", "%d bins; between 2 and %d are allowed", bins, MaxBins)
 	}
 	ref, cur = aligned(ref, cur)
 	e := ref.edges(bins)

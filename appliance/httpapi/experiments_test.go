@@ -261,7 +261,7 @@ func TestExperiments_PredictRoutesUnitsByArm(t *testing.T) {
 	exposures := len(kinds["exposure"])
 	first := kinds["exposure"][0]
 	mu.Unlock()
-	if exposures != 801 || !strings.Contains(first, `"experiment":"checkout"`) || !strings.Contains(first, `"attributes":{"country":"AE"}`) {
+	if exposures != 401 || !strings.Contains(first, `"experiment":"checkout"`) || !strings.Contains(first, `"attributes":{"country":"AE"}`) {
 		t.Fatalf("%d exposures, first %s", exposures, first)
 	}
 	// Stopped: everyone is back on production at once.

@@ -1,0 +1,114 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mlnode/mlnode/appliance"
+	"github.com/mlnode/mlnode/appliance/abtest"
+	"github.com/mlnode/mlnode/appliance/results"
+	"github.com/mlnode/mlnode/store"
+	"github.com/mlnode/mlnode/store/storetest"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkExperimentEvents records exposures of BENCH_EXP_UNITS units
+// (default 100,000) and BENCH_EXP_EVENTS outcome events (default
+// 1,000,000) in durable batches of 10,000, as POST /events does, then
+// times the results of the experiment: aggregates read and analyzed with
+// CUPED and a breakdown. The figure is 1M units and 10M events:
+// BENCH_EXP_UNITS=1000000 BENCH_EXP_EVENTS=10000000.
+func BenchmarkExperimentEvents(b *testing.B) {
+	units, events := envInt("BENCH_EXP_UNITS", 100_000), envInt("BENCH_EXP_EVENTS", 1_000_000)
+	ctx := context.Background()
+	for range b.N {
+		s := storetest.Open(b, store.Options{})
+		t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+		e := &appliance.Experiment{Name: "exp", Model: "m", Unit: "user_id", State: appliance.ExperimentRunning, Coverage: 1,
+			Arms: []appliance.Arm{{Name: "control", Version: 1, Weight: 0.5}, {Name: "treatment", Version: 2, Weight: 0.5}},
+			Metrics: []appliance.Metric{
+				{Name: "converted", Type: appliance.MetricBinomial, Direction: "increase", Role: "goal"},
+				{Name: "revenue", Type: appliance.MetricMean, Direction: "increase", Role: "goal"},
+				{Name: "latency", Type: appliance.MetricMean, Direction: "decrease", Role: "guardrail"},
+			},
+			Breakdowns: []string{"country"}}
+		if err := s.CreateExperiment(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		// Pre-exposure history for CUPED: a tenth of the events, before t0.
+		pre := events / 10
+		batch := make([]appliance.OutcomeEvent, 0, 10_000)
+		flush := func() {
+			if len(batch) == 0 {
+				return
+			}
+			if _, err := s.RecordEvents(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+		metrics := []string{"converted", "revenue", "latency"}
+		event := func(i int, at time.Time) appliance.OutcomeEvent {
+			return appliance.OutcomeEvent{Unit: "u" + strconv.Itoa(r.IntN(units)), Metric: metrics[i%3], Value: r.Float64() * 10,
+				Time: at.UnixMicro(), EventID: "e" + strconv.Itoa(i)}
+		}
+		start := time.Now()
+		for i := range pre {
+			batch = append(batch, event(i, t0.Add(-time.Duration(r.IntN(240))*time.Hour/24)))
+			if len(batch) == cap(batch) {
+				flush()
+			}
+		}
+		flush()
+		exposures := make([]appliance.ExposureLog, 0, 10_000)
+		for u := range units {
+			exposures = append(exposures, appliance.ExposureLog{Experiment: "exp", Arm: e.Arms[u%2].Name, Unit: "u" + strconv.Itoa(u),
+				Time: t0, Attributes: map[string]string{"country": fmt.Sprint("c", u%8)}})
+			if len(exposures) == cap(exposures) || u == units-1 {
+				if _, err := s.RecordExposures(ctx, exposures, 0); err != nil {
+					b.Fatal(err)
+				}
+				exposures = exposures[:0]
+			}
+		}
+		exposed := time.Since(start)
+		evStart := time.Now()
+		for i := pre; i < events; i++ {
+			batch = append(batch, event(i, t0.Add(time.Duration(r.IntN(48))*time.Hour)))
+			if len(batch) == cap(batch) {
+				flush()
+			}
+		}
+		flush()
+		evTook := time.Since(evStart)
+
+		resStart := time.Now()
+		const rounds = 20
+		for range rounds {
+			aggs, err := s.ExperimentAggregates(ctx, "exp")
+			if err != nil {
+				b.Fatal(err)
+			}
+			rep, err := results.Analyze(e, aggs, abtest.Options{Sequential: true})
+			if err != nil || rep.Result == nil {
+				b.Fatalf("results: %v %+v", err, rep)
+			}
+		}
+		resTook := time.Since(resStart) / rounds
+		b.ReportMetric(float64(events-pre)/evTook.Seconds(), "events/s")
+		b.ReportMetric(float64(pre+units)/exposed.Seconds(), "pre-events+exposures/s")
+		b.ReportMetric(float64(resTook.Microseconds())/1000, "results-ms")
+	}
+}
