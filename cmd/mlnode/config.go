@@ -57,6 +57,9 @@ type Config struct {
 	EntityUploadLimit      ByteSize `yaml:"entity_upload_limit"`
 	HistoricalMemoryBudget ByteSize `yaml:"historical_memory_budget"`
 	SpoolDir               string   `yaml:"spool_dir"`
+	// GuardrailInterval is how often running experiments' guardrails are
+	// checked (with the sequential test, so often is safe).
+	GuardrailInterval time.Duration `yaml:"guardrail_interval"`
 }
 
 // DefaultConfig is what a node runs with when nothing is set.
@@ -81,6 +84,7 @@ func DefaultConfig() Config {
 
 		EntityUploadLimit:      1 << 30,
 		HistoricalMemoryBudget: 256 << 20,
+		GuardrailInterval:      10 * time.Second,
 	}
 }
 
@@ -190,6 +194,7 @@ var envVars = map[string]string{
 	"MLNODE_ENTITY_UPLOAD_LIMIT":      "entity-upload-limit",
 	"MLNODE_HISTORICAL_MEMORY_BUDGET": "historical-memory-budget",
 	"MLNODE_SPOOL_DIR":                "spool-dir",
+	"MLNODE_GUARDRAIL_INTERVAL":       "guardrail-interval",
 }
 
 // bindFlags declares the serve flags over cfg.
@@ -229,6 +234,7 @@ func bindFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.Var(&cfg.EntityUploadLimit, "entity-upload-limit", "largest set of entity rows of one historical request, e.g. 1GiB (env MLNODE_ENTITY_UPLOAD_LIMIT)")
 	fs.Var(&cfg.HistoricalMemoryBudget, "historical-memory-budget", "sort memory of one historical join before it spills to disk, e.g. 256MiB (env MLNODE_HISTORICAL_MEMORY_BUDGET)")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", cfg.SpoolDir, "`directory` of the temporary files of historical retrieval (env MLNODE_SPOOL_DIR; default <data-dir>/tmp)")
+	fs.DurationVar(&cfg.GuardrailInterval, "guardrail-interval", cfg.GuardrailInterval, "how often running experiments' guardrails are checked (env MLNODE_GUARDRAIL_INTERVAL)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGTERM (env MLNODE_SHUTDOWN_TIMEOUT)")
 }
 
@@ -286,6 +292,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HistoricalMemoryBudget < 1<<20 {
 		return &ConfigError{Field: "historical_memory_budget", Value: c.HistoricalMemoryBudget.String(), Err: errors.New("must be at least 1MiB")}
+	}
+	if c.GuardrailInterval < time.Second {
+		return &ConfigError{Field: "guardrail_interval", Value: c.GuardrailInterval.String(), Err: errors.New("must be at least 1s")}
 	}
 	if c.BackupKeep < 1 {
 		return &ConfigError{Field: "backup_keep", Value: strconv.Itoa(c.BackupKeep), Err: errors.New("must be at least 1")}

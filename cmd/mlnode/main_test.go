@@ -507,6 +507,37 @@ func TestBinary_READMEOfflineWalkthrough(t *testing.T) {
 	}
 }
 
+// The README's experiment walkthrough against the real binary: traffic is
+// split between two versions, events attribute to arms, results show the
+// lift, and the latency guardrail stops the experiment on its own.
+func TestBinary_READMEExperimentWalkthrough(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	if _, err := os.Stat("../../examples/build/logreg_c.wasm"); err != nil {
+		t.Fatalf("%v (run `make examples`)", err)
+	}
+	n := startNode(t, t.TempDir(), "MLNODE_GUARDRAIL_INTERVAL=1s")
+	cmd := exec.Command("bash", "examples/experiment-walkthrough.sh")
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "MLNODE_URL="+n.url, "MLNODE_TOKEN="+n.token, "MLNODE_BIN="+binPath, "UNITS=300")
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("experiment walkthrough failed: %v\n%s", err, got)
+	}
+	out := string(got)
+	for _, want := range []string{`"state":"draft"`, `"metric":"converted"`, `"significant":true`, `"state":"stopped"`,
+		`guardrail latency_ms breached by arm treatment`, `"action":"experiment.stop"`} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("experiment walkthrough output lacks %s:\n%s", want, out)
+		}
+	}
+	// After the stop, shoppers get production (version 1) and no experiment.
+	if !strings.Contains(out, `"model":"ranker","version":1,"alias":"production"`) {
+		t.Fatalf("after the guardrail the prediction is not production's:\n%s", out)
+	}
+}
+
 // Over the ingest limit a body is refused with 413, whether its size is
 // declared or it arrives chunked, and nothing is written.
 func TestBinary_IngestBodyLimit(t *testing.T) {

@@ -125,7 +125,7 @@ func (m *Main) Run(ctx context.Context) error {
 	router := &routing.Router{Store: m.Store}
 	experiments := &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies, Router: router}
 	m.monitor = &results.Monitor{Telemetry: m.Store.Telemetry(), Data: m.Store, Experiments: experiments, Notifier: m.Webhooks,
-		Logger: m.log.With("component", "experiments")}
+		Logger: m.log.With("component", "experiments"), GuardrailEvery: m.Config.GuardrailInterval}
 	m.monitor.Start(ctx)
 	predictor := &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
 		Transforms: modules, Telemetry: m.Store.Telemetry(), Router: router}
