@@ -380,6 +380,17 @@ func (v *FeatureView) expired(eventMicros, nowMicros int64) bool {
 
 // asNumber coerces a stored value for the ABI: int64, float64, bool (0/1)
 // and timestamps (unix seconds) become float64; anything else is missing.
+// AsInput is how predict turns a stored or given value into a model input:
+// numbers as they are, booleans 0 or 1, timestamps as unix seconds; other
+// kinds are not inputs. Offline evaluation uses it so that a model is
+// scored on a file exactly as it would be live.
+func AsInput(v Value) (float64, bool) { return asNumber(v) }
+
+// Score runs a version's module on inputs in its manifest's order.
+func (p *Predictor) Score(ctx context.Context, mv *ModelVersion, in, out []float64) error {
+	return p.Runner.Predict(ctx, mv.Module, mv.Limits, in, out)
+}
+
 func asNumber(v Value) (float64, bool) {
 	switch v.Kind {
 	case KindInt64, KindBool:

@@ -209,6 +209,7 @@ func (s *Server) routes() {
 	v1.Get("/models/:name/versions/:version", reader, s.getModelVersion)
 	v1.Patch("/models/:name/versions/:version", writer, s.patchModelVersion)
 	v1.Get("/models/:name/versions/:version/bundle", reader, s.downloadBundle)
+	v1.Post("/models/:name/versions/:version/evaluate", reader, s.evaluateVersion)
 	v1.Put("/models/:name/aliases/:alias", admin, s.setAlias)
 	v1.Delete("/models/:name/aliases/:alias", admin, s.deleteAlias)
 	v1.Get("/models/:name/aliases/:alias/history", reader, s.aliasHistory)
