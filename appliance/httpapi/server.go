@@ -68,6 +68,8 @@ type Services struct {
 	Telemetry appliance.TelemetryReader
 	// ExperimentData records outcome events and keeps experiment aggregates.
 	ExperimentData appliance.ExperimentData
+	// Drift keeps drift windows and alerts; nil: no such endpoints.
+	Drift appliance.DriftStore
 	// Schedules runs jobs on cron schedules; Jobs starts and reports on
 	// jobs. Nil: no such endpoints.
 	Schedules appliance.ScheduleService
@@ -227,6 +229,7 @@ func (s *Server) routes() {
 	s.experimentRoutes(v1, reader, writer, admin)
 	s.flagRoutes(v1, reader, writer)
 	s.eventRoutes(v1, reader, writer)
+	s.driftRoutes(v1, reader)
 	s.webhookRoutes(v1, admin)
 	v1.Post("/historical-features", reader, s.historicalFeatures)
 	v1.Get("/feature-views/:name/export", reader, s.exportView)

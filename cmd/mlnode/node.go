@@ -21,6 +21,7 @@ import (
 	"github.com/mlnode/mlnode/appliance/featstats"
 	"github.com/mlnode/mlnode/appliance/httpapi"
 	"github.com/mlnode/mlnode/appliance/jobs"
+	"github.com/mlnode/mlnode/appliance/monitoring"
 	"github.com/mlnode/mlnode/appliance/results"
 	"github.com/mlnode/mlnode/appliance/routing"
 	"github.com/mlnode/mlnode/appliance/upload"
@@ -113,6 +114,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Registry: m.Store, Offline: m.Store}
 	specs := append(materializer.Specs(), maint.Specs()...)
 	specs = append(specs, featstats.JobSpec(m.Store, m.Store, m.Store))
+	drift := &monitoring.Drift{Models: m.Store, Views: m.Store, Stats: m.Store, Telemetry: m.Store.Telemetry(), Store: m.Store, Notifier: m.Webhooks}
+	specs = append(specs, drift.Spec())
 	m.Jobs = jobs.New(m.Store, specs, jobs.Options{Logger: m.log.With("component", "jobs")})
 	if err := m.Jobs.Start(ctx); err != nil {
 		return err
@@ -140,7 +143,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MetricsPublic: m.Config.MetricsPublic, Version: version, Logger: m.log.With("component", "http"),
 	}, httpapi.Services{Registry: m.Store, Features: m.Store, Tokens: m.Store, Audit: m.Store, Metrics: set,
 		Offline: m.Store, Jobs: m.Jobs, Schedules: m.Scheduler, Stats: m.Store,
-		Experiments: experiments, ExperimentData: m.Store, Webhooks: m.Webhooks,
+		Experiments: experiments, ExperimentData: m.Store, Webhooks: m.Webhooks, Drift: m.Store,
 		Flags:   &routing.Flags{Store: m.Store},
 		Modules: m.Store, Inspector: modules, Transforms: modules, Models: m.Store,
 		Predictor: predictor, Telemetry: m.Store.Telemetry(),
