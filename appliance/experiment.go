@@ -217,8 +217,14 @@ func (e *Experiment) Validate() error {
 		if m.Window < 0 {
 			return Invalid(field+".conversion_window", "must not be negative")
 		}
-		if m.Cap < 0 || m.CapPercentile < 0 || m.CapPercentile >= 1 || m.Cap > 0 && m.CapPercentile > 0 {
-			return Invalid(field+".cap", "give an absolute cap > 0 or a cap_percentile in (0, 1), not both")
+		if m.Cap < 0 {
+			return Invalid(field+".cap", "must not be negative")
+		}
+		if m.CapPercentile != 0 {
+			// Percentile caps need the distribution of unit values, which the
+			// incremental aggregates do not keep yet: refused rather than
+			// silently ignored.
+			return Invalid(field+".cap_percentile", "percentile caps are not supported yet; give an absolute cap")
 		}
 	}
 	for i, s := range e.Shadow {

@@ -88,6 +88,7 @@ type Predictor struct {
 
 	plans   sync.Map // *ModelVersion → *inputPlan
 	exposed exposureSet
+	arms    armStatsMap
 }
 
 // exposureSet remembers which units this process has logged an exposure
@@ -269,7 +270,14 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 	}
 	out := make([]float64, len(mv.Outputs))
 	if err := p.Runner.Predict(ctx, mv.Module, mv.Limits, in, out); err != nil {
+		if rt != nil {
+			// The arm's model failed: what its error-rate guardrail counts.
+			p.arms.get(rt.Experiment.Name, rt.Arm.Name).record(time.Since(start), true)
+		}
 		return nil, err
+	}
+	if rt != nil {
+		p.arms.get(rt.Experiment.Name, rt.Arm.Name).record(time.Since(start), false)
 	}
 	caller := CallerFromContext(ctx)
 	res := &Prediction{Model: mv.Model, Version: mv.Version, Alias: alias, Outputs: make(map[string]float64, len(out)), RequestID: caller.RequestID}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,5 +139,53 @@ func TestExperiments_EventsResultsAndGuardrail(t *testing.T) {
 		if _, field := r.errorOf(t); r.status != 400 || field != bad.field {
 			t.Errorf("%s: %d %s", bad.body, r.status, r.body)
 		}
+	}
+}
+
+// An arm whose model fails more than the experiment allows is stopped.
+func TestExperiments_ErrorRateGuardrail(t *testing.T) {
+	n := &testNode{t: t, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	n.store = storetest.Open(t, store.Options{})
+	if _, err := n.store.BootstrapAdmin(context.Background(), adminSecret); err != nil {
+		t.Fatal(err)
+	}
+	var badModule string
+	runner := &mock.ModelRunner{PredictFn: func(_ context.Context, module string, _ appliance.ModuleLimits, in, out []float64) error {
+		if module == badModule {
+			return fmt.Errorf("trap: out of bounds memory access")
+		}
+		out[0] = in[0]
+		return nil
+	}}
+	clock := func() time.Time { return n.now }
+	router := &routing.Router{Store: n.store}
+	x := &appliance.Experiments{Store: n.store, Models: n.store, Router: router, Now: clock}
+	pred := &appliance.Predictor{Models: n.store, Views: n.store, Features: n.store, Runner: runner, Telemetry: &memTelemetry{}, Router: router, Now: clock}
+	mon := &results.Monitor{Telemetry: &memTelemetry{}, Data: n.store, Experiments: x, Logger: slog.New(slog.DiscardHandler), Arms: pred.ArmStats}
+	n.srv = httpapi.New(httpapi.Config{Now: clock},
+		httpapi.Services{Registry: n.store, Features: n.store, Tokens: n.store, Audit: n.store, Models: n.store, Predictor: pred, Experiments: x})
+	n.modelVersion("churn", "v1", []string{"request:basket"}, map[string]float64{"request:basket": 1})
+	badModule = n.modelVersion("churn", "v2", []string{"request:basket"}, map[string]float64{"request:basket": 1}).Module
+	n.admin("PUT", "/api/v1/models/churn/aliases/production", map[string]any{"version": 1}, 200)
+	n.admin("POST", "/api/v1/experiments", experimentBody("checkout", func(m map[string]any) {
+		m["guardrails"] = map[string]any{"max_error_rate": 0.05}
+	}), 201)
+	n.admin("POST", "/api/v1/experiments/checkout/start", nil, 200)
+	failed := 0
+	for i := range 400 {
+		r := n.do("POST", "/api/v1/predict/churn", adminSecret, "application/json", map[string]any{"entities": map[string]any{"user_id": fmt.Sprintf("u%d", i)}})
+		if r.status != 200 {
+			failed++
+		}
+	}
+	if failed < 100 {
+		t.Fatalf("only %d of 400 predictions failed", failed)
+	}
+	if err := mon.CheckGuardrails(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := n.admin("GET", "/api/v1/experiments/checkout", nil, 200).json(t)
+	if e["state"] != "stopped" || !strings.Contains(e["stop_reason"].(string), "error_rate breached by arm treatment") {
+		t.Fatalf("after failures: %v", e)
 	}
 }

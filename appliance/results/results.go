@@ -147,6 +147,9 @@ type Monitor struct {
 	Data        appliance.ExperimentData
 	Experiments *appliance.Experiments
 	Notifier    appliance.Notifier // nil: no webhooks
+	// Arms gives the live counts of an arm's predictions for the error-rate
+	// and latency guardrails; nil: those guardrails are not checked.
+	Arms func(experiment, arm string) *appliance.ArmStats
 	Logger      *slog.Logger
 	Interval    time.Duration // default 1 s
 	// GuardrailEvery is how often guardrails are checked; default 10 s.
@@ -248,37 +251,73 @@ func (m *Monitor) ConsumeExposures(ctx context.Context) error {
 	}
 }
 
-// CheckGuardrails stops every running experiment with a breached guardrail.
+// minGuardrailRequests is how many predictions an arm needs before its
+// error rate and p99 latency are judged: a handful of slow first calls
+// (a module compiling) must not stop an experiment.
+const minGuardrailRequests = 100
+
+// CheckGuardrails stops every running experiment with a breached guardrail:
+// a guardrail metric significantly worse for an arm under the sequential
+// test, or an arm's error rate or p99 latency above the experiment's limit.
 func (m *Monitor) CheckGuardrails(ctx context.Context) error {
 	list, err := m.Experiments.Store.Experiments(ctx)
 	if err != nil {
 		return err
 	}
 	for _, e := range list {
-		if e.State != appliance.ExperimentRunning || !hasGuardrail(e) {
+		if e.State != appliance.ExperimentRunning {
 			continue
 		}
-		aggs, err := m.Data.ExperimentAggregates(ctx, e.Name)
-		if err != nil {
-			return err
+		var reason, metric, arm string
+		var breached any
+		if hasGuardrail(e) {
+			aggs, err := m.Data.ExperimentAggregates(ctx, e.Name)
+			if err != nil {
+				return err
+			}
+			rep, err := Analyze(e, aggs, abtest.Options{Sequential: true})
+			if err != nil {
+				return err
+			}
+			if len(rep.Guardrails) > 0 {
+				g := rep.Guardrails[0]
+				metric, arm, breached = g.Metric, g.Arm, rep.Guardrails
+				reason = fmt.Sprintf("guardrail %s breached by arm %s (sequential test)", g.Metric, g.Arm)
+			}
 		}
-		rep, err := Analyze(e, aggs, abtest.Options{Sequential: true})
-		if err != nil {
-			return err
+		if reason == "" && e.Guardrails != nil && m.Arms != nil {
+			for _, a := range e.Arms[1:] { // the control is what the others fall back to
+				requests, errs, p99 := m.Arms(e.Name, a.Name).Snapshot()
+				if requests < minGuardrailRequests {
+					continue
+				}
+				rate := float64(errs) / float64(requests)
+				switch g := e.Guardrails; {
+				case g.MaxErrorRate > 0 && rate > g.MaxErrorRate:
+					metric, arm = "error_rate", a.Name
+					reason = fmt.Sprintf("guardrail error_rate breached by arm %s: %.4f of %d predictions failed, above %g", a.Name, rate, requests, g.MaxErrorRate)
+				case g.MaxP99LatencyMS > 0 && float64(p99)/float64(time.Millisecond) > g.MaxP99LatencyMS:
+					metric, arm = "p99_latency_ms", a.Name
+					reason = fmt.Sprintf("guardrail p99_latency_ms breached by arm %s: p99 %.1f ms over %d predictions, above %g", a.Name, float64(p99)/float64(time.Millisecond), requests, g.MaxP99LatencyMS)
+				}
+				if reason != "" {
+					breached = map[string]any{"requests": requests, "errors": errs, "p99_ms": float64(p99) / float64(time.Millisecond)}
+					break
+				}
+			}
 		}
-		if len(rep.Guardrails) == 0 {
+		if reason == "" {
 			continue
 		}
-		g := rep.Guardrails[0]
-		reason := fmt.Sprintf("guardrail %s breached by arm %s (sequential test): every unit is served the %s alias", g.Metric, g.Arm, appliance.ProductionAlias)
+		reason += fmt.Sprintf(": every unit is served the %s alias", appliance.ProductionAlias)
 		sysCtx := appliance.NewContextWithCaller(ctx, appliance.Caller{Name: "guardrail", Role: appliance.RoleAdmin})
 		if _, err := m.Experiments.Stop(sysCtx, e.Name, reason); err != nil {
 			return err
 		}
-		m.Logger.Warn("experiment stopped by a guardrail", "experiment", e.Name, "metric", g.Metric, "arm", g.Arm)
+		m.Logger.Warn("experiment stopped by a guardrail", "experiment", e.Name, "metric", metric, "arm", arm)
 		if m.Notifier != nil {
 			ev := appliance.Event{Type: appliance.EventExperimentGuardrail, Subject: "experiment/" + e.Name, Time: time.Now().UTC(),
-				Data: map[string]any{"experiment": e.Name, "metric": g.Metric, "arm": g.Arm, "reason": reason, "breached": rep.Guardrails}}
+				Data: map[string]any{"experiment": e.Name, "metric": metric, "arm": arm, "reason": reason, "breached": breached}}
 			if err := m.Notifier.Notify(sysCtx, ev); err != nil {
 				m.Logger.Error("notify webhooks of a guardrail stop", "experiment", e.Name, "err", err)
 			}

@@ -129,12 +129,13 @@ func (m *Main) Run(ctx context.Context) error {
 	experiments := &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies, Router: router}
 	m.monitor = &results.Monitor{Telemetry: m.Store.Telemetry(), Data: m.Store, Experiments: experiments, Notifier: m.Webhooks,
 		Logger: m.log.With("component", "experiments"), GuardrailEvery: m.Config.GuardrailInterval}
-	m.monitor.Start(ctx)
 	predictor := &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
 		Transforms: modules, Telemetry: m.Store.Telemetry(), Router: router}
 	m.shadows = &appliance.ShadowRunner{Predictor: predictor, Logger: m.log.With("component", "shadow")}
 	m.shadows.Start()
 	predictor.Shadows = m.shadows
+	m.monitor.Arms = predictor.ArmStats
+	m.monitor.Start(ctx)
 	m.HTTP = httpapi.New(httpapi.Config{
 		EntityUploadLimit: int64(m.Config.EntityUploadLimit), HistoricalMemoryBudget: int(m.Config.HistoricalMemoryBudget), SpoolDir: spoolDir,
 		IngestBodyLimit: int64(m.Config.IngestBodyLimit), JSONBodyLimit: int64(m.Config.JSONBodyLimit),

@@ -1,0 +1,86 @@
+package appliance
+
+import (
+	"math"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ArmStats counts one experiment arm's predictions in this process since it
+// started: requests, failures of the model, and latencies in a log-scale
+// histogram (four buckets per power of two of microseconds, so a
+// percentile is known within about 19 %). Guardrails on error rate and p99
+// latency read them.
+type ArmStats struct {
+	requests atomic.Int64
+	errors   atomic.Int64
+	buckets  [latencyBuckets]atomic.Int64
+}
+
+const latencyBuckets = 64 * 4
+
+func latencyBucket(d time.Duration) int {
+	us := uint64(max(d.Microseconds(), 1))
+	exp := bits.Len64(us) - 1 // us in [2^exp, 2^(exp+1))
+	sub := 0
+	if exp >= 2 {
+		sub = int(us>>(exp-2)) & 3
+	} else if exp == 1 {
+		sub = int(us&1) << 1
+	}
+	return min(exp*4+sub, latencyBuckets-1)
+}
+
+// bucketUpper is the upper bound of a bucket, in microseconds.
+func bucketUpper(i int) float64 {
+	exp, sub := i/4, i%4
+	return math.Ldexp(1+float64(sub+1)/4, exp)
+}
+
+func (a *ArmStats) record(took time.Duration, failed bool) {
+	a.requests.Add(1)
+	if failed {
+		a.errors.Add(1)
+	}
+	a.buckets[latencyBucket(took)].Add(1)
+}
+
+// Snapshot returns requests, model failures and the p99 latency.
+func (a *ArmStats) Snapshot() (requests, errors int64, p99 time.Duration) {
+	requests, errors = a.requests.Load(), a.errors.Load()
+	var counts [latencyBuckets]int64
+	var total int64
+	for i := range counts {
+		counts[i] = a.buckets[i].Load()
+		total += counts[i]
+	}
+	if total == 0 {
+		return requests, errors, 0
+	}
+	rank := int64(math.Ceil(0.99 * float64(total)))
+	var seen int64
+	for i, c := range counts {
+		seen += c
+		if seen >= rank {
+			return requests, errors, time.Duration(bucketUpper(i) * float64(time.Microsecond))
+		}
+	}
+	return requests, errors, 0
+}
+
+// armStatsMap holds the ArmStats of every experiment arm seen.
+type armStatsMap struct{ m sync.Map } // experiment \x00 arm → *ArmStats
+
+func (s *armStatsMap) get(experiment, arm string) *ArmStats {
+	k := experiment + "\x00" + arm
+	if v, ok := s.m.Load(k); ok {
+		return v.(*ArmStats)
+	}
+	v, _ := s.m.LoadOrStore(k, &ArmStats{})
+	return v.(*ArmStats)
+}
+
+// ArmStats returns the live counts of an experiment's arm.
+func (p *Predictor) ArmStats(experiment, arm string) *ArmStats { return p.arms.get(experiment, arm) }
