@@ -149,9 +149,9 @@ type Monitor struct {
 	Notifier    appliance.Notifier // nil: no webhooks
 	// Arms gives the live counts of an arm's predictions for the error-rate
 	// and latency guardrails; nil: those guardrails are not checked.
-	Arms func(experiment, arm string) *appliance.ArmStats
-	Logger      *slog.Logger
-	Interval    time.Duration // default 1 s
+	Arms     func(experiment, arm string) *appliance.ArmStats
+	Logger   *slog.Logger
+	Interval time.Duration // default 1 s
 	// GuardrailEvery is how often guardrails are checked; default 10 s.
 	GuardrailEvery time.Duration
 
