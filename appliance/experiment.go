@@ -60,6 +60,13 @@ type Experiment struct {
 	// Breakdowns are unit attributes the results are split by.
 	Breakdowns []string    `json:"breakdowns,omitempty"`
 	Guardrails *Guardrails `json:"guardrails,omitempty"`
+	// Ramp rolls the experiment out gradually: coverage starts at the first
+	// step and moves to the next every interval while guardrails hold (the
+	// weights stay, so no unit changes arm); Coverage is then the current
+	// step's.
+	Ramp *Ramp `json:"ramp,omitempty"`
+	// RampSteps records each step taken.
+	RampSteps []RampStep `json:"ramp_steps,omitempty"`
 
 	State        ExperimentState `json:"state"`
 	StopReason   string          `json:"stop_reason,omitempty"`
@@ -120,6 +127,20 @@ type Condition struct {
 type Guardrails struct {
 	MaxErrorRate    float64 `json:"max_error_rate,omitempty"`     // e.g. 0.01
 	MaxP99LatencyMS float64 `json:"max_p99_latency_ms,omitempty"` // e.g. 50
+}
+
+// Ramp is a gradual rollout: coverages in increasing order, e.g. 0.01,
+// 0.05, 0.25, 0.5, 1, and the time between steps.
+type Ramp struct {
+	Steps    []float64 `json:"steps"`
+	Interval Duration  `json:"interval"`
+}
+
+// RampStep is one step a ramp took.
+type RampStep struct {
+	Step     int       `json:"step"`
+	Coverage float64   `json:"coverage"`
+	At       time.Time `json:"at"`
 }
 
 // ConditionOps are the targeting operators.
@@ -255,6 +276,19 @@ func (e *Experiment) Validate() error {
 	for unit, arm := range e.Force {
 		if !names[arm] {
 			return Invalid("force."+unit, "arm %q does not exist", arm)
+		}
+	}
+	if r := e.Ramp; r != nil {
+		if len(r.Steps) < 2 {
+			return Invalid("ramp.steps", "a ramp needs at least two coverages")
+		}
+		for i, c := range r.Steps {
+			if !(c > 0 && c <= 1) || i > 0 && c <= r.Steps[i-1] {
+				return Invalid(fmt.Sprintf("ramp.steps[%d]", i), "coverages must increase, each in (0, 1]")
+			}
+		}
+		if time.Duration(r.Interval) < time.Minute {
+			return Invalid("ramp.interval", "must be at least 1m")
 		}
 	}
 	if g := e.Guardrails; g != nil && (g.MaxErrorRate < 0 || g.MaxErrorRate > 1 || g.MaxP99LatencyMS < 0) {

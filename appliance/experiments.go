@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -105,12 +106,20 @@ func (x *Experiments) Update(ctx context.Context, name string, next *Experiment)
 			if cur.Model != next.Model {
 				return nil, Invalid("model", "a running experiment cannot change its model")
 			}
-			if cur.MovesUnits(next) && cur.HashSeed() == next.HashSeed() {
+			cmp := *next
+			if cur.Ramp != nil && next.Ramp != nil {
+				cmp.Coverage = cur.Coverage // the ramp owns coverage while it runs
+			}
+			if cur.MovesUnits(&cmp) && cur.HashSeed() == next.HashSeed() {
 				return nil, &Error{Code: ECONFLICT, Field: "seed",
 					Message: "this change would move units that are already assigned (arms, weights, layer or less coverage); give a new seed to reassign every unit, or stop the experiment"}
 			}
 		}
 		out := *next
+		if cur.State == ExperimentRunning && cur.Ramp != nil && next.Ramp != nil {
+			// The ramp owns coverage while it runs.
+			out.Coverage, out.RampSteps = cur.Coverage, cur.RampSteps
+		}
 		out.State, out.StopReason, out.ConcludedArm = cur.State, cur.StopReason, cur.ConcludedArm
 		out.CreatedAt, out.CreatedBy, out.StartedAt, out.StoppedAt = cur.CreatedAt, cur.CreatedBy, cur.StartedAt, cur.StoppedAt
 		return &out, nil
@@ -172,9 +181,46 @@ func (x *Experiments) Start(ctx context.Context, name string) (*Experiment, erro
 		now := x.now()
 		out := *cur
 		out.State, out.StartedAt, out.StoppedAt, out.StopReason = ExperimentRunning, &now, nil, ""
+		if out.Ramp != nil && len(out.RampSteps) == 0 {
+			out.Coverage = out.Ramp.Steps[0]
+			out.RampSteps = []RampStep{{Step: 0, Coverage: out.Coverage, At: now}}
+		}
 		return &out, nil
 	})
 }
+
+// AdvanceRamp moves a running experiment's ramp to its next step when the
+// interval since the last step has passed, and reports whether it did.
+// The caller checks guardrails first: a ramp advances only while they hold.
+func (x *Experiments) AdvanceRamp(ctx context.Context, name string) (bool, error) {
+	advanced := false
+	_, err := x.Store.UpdateExperiment(ctx, name, "ramp", func(cur *Experiment, _ []*Experiment) (*Experiment, error) {
+		advanced = false
+		if cur.State != ExperimentRunning || cur.Ramp == nil || len(cur.RampSteps) == 0 {
+			return nil, errNoRamp
+		}
+		last := cur.RampSteps[len(cur.RampSteps)-1]
+		now := x.now()
+		if last.Step+1 >= len(cur.Ramp.Steps) || now.Sub(last.At) < time.Duration(cur.Ramp.Interval) {
+			return nil, errNoRamp
+		}
+		out := *cur
+		out.Coverage = cur.Ramp.Steps[last.Step+1]
+		out.RampSteps = append(append([]RampStep(nil), cur.RampSteps...), RampStep{Step: last.Step + 1, Coverage: out.Coverage, At: now})
+		advanced = true
+		return &out, nil
+	})
+	if errors.Is(err, errNoRamp) {
+		return false, nil
+	}
+	if err == nil && advanced {
+		x.changed()
+	}
+	return advanced, err
+}
+
+// errNoRamp aborts an update that has nothing to do.
+var errNoRamp = errors.New("no ramp step due")
 
 // Stop stops a running experiment: every unit gets the production alias
 // again. reason is recorded (a guardrail names itself).

@@ -189,3 +189,61 @@ func TestExperiments_ErrorRateGuardrail(t *testing.T) {
 		t.Fatalf("after failures: %v", e)
 	}
 }
+
+// A ramp starts at its first coverage and steps up each interval while the
+// guardrails hold; a unit in the experiment never changes arm.
+func TestExperiments_RampStepsUpKeepingArms(t *testing.T) {
+	n := newExperimentNode(t, false)
+	clock := func() time.Time { return n.now }
+	router := &routing.Router{Store: n.store}
+	x := &appliance.Experiments{Store: n.store, Models: n.store, Router: router, Now: clock}
+	mon := &results.Monitor{Telemetry: &memTelemetry{}, Data: n.store, Experiments: x, Logger: slog.New(slog.DiscardHandler)}
+	n.admin("POST", "/api/v1/experiments", experimentBody("rollout", func(m map[string]any) {
+		m["ramp"] = map[string]any{"steps": []float64{0.05, 0.25, 1}, "interval": "1h"}
+	}), 201)
+	n.admin("POST", "/api/v1/experiments/rollout/start", nil, 200)
+	assigned := func() map[string]string {
+		e, err := n.store.Experiment(context.Background(), "rollout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := routing.Compile(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for i := range 2000 {
+			if v, in, _ := c.Assign(fmt.Sprintf("u%d", i), nil); in {
+				out[fmt.Sprintf("u%d", i)] = e.Arms[v].Name
+			}
+		}
+		return out
+	}
+	steps := []map[string]string{assigned()}
+	for range 3 {
+		if err := mon.AdvanceRamps(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, assigned())
+		n.now = n.now.Add(61 * time.Minute)
+	}
+	// Nothing moved before the first interval passed; then 5 % → 25 % → 100 %.
+	if len(steps[0]) < 60 || len(steps[0]) > 140 || len(steps[1]) != len(steps[0]) || len(steps[2]) < 400 || len(steps[3]) != 2000 {
+		t.Fatalf("units in the experiment by step: %d %d %d %d", len(steps[0]), len(steps[1]), len(steps[2]), len(steps[3]))
+	}
+	for i := 1; i < len(steps); i++ {
+		for unit, arm := range steps[i-1] {
+			if steps[i][unit] != arm {
+				t.Fatalf("step %d moved %s from %s to %s", i, unit, arm, steps[i][unit])
+			}
+		}
+	}
+	e := n.admin("GET", "/api/v1/experiments/rollout", nil, 200).json(t)
+	if len(e["ramp_steps"].([]any)) != 3 || e["coverage"].(float64) != 1 {
+		t.Fatalf("ramp record: %v", e)
+	}
+	audit := string(n.admin("GET", "/api/v1/audit?object=experiment/rollout", nil, 200).body)
+	if strings.Count(audit, "experiment.ramp") != 2 {
+		t.Fatalf("ramp steps not audited: %s", audit)
+	}
+}

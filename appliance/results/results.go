@@ -204,6 +204,12 @@ func (m *Monitor) run(ctx context.Context) {
 			lastGuard = time.Now()
 			if err := m.CheckGuardrails(ctx); err != nil && ctx.Err() == nil {
 				m.Logger.Warn("check guardrails", "err", err)
+			} else if err == nil {
+				// Ramps advance only after a guardrail check found nothing
+				// to stop.
+				if err := m.AdvanceRamps(ctx); err != nil && ctx.Err() == nil {
+					m.Logger.Warn("advance ramps", "err", err)
+				}
 			}
 		}
 	}
@@ -321,6 +327,30 @@ func (m *Monitor) CheckGuardrails(ctx context.Context) error {
 			if err := m.Notifier.Notify(sysCtx, ev); err != nil {
 				m.Logger.Error("notify webhooks of a guardrail stop", "experiment", e.Name, "err", err)
 			}
+		}
+	}
+	return nil
+}
+
+// AdvanceRamps moves every running ramp whose interval has passed to its
+// next step; call it after CheckGuardrails, so a ramp advances only while
+// the guardrails hold.
+func (m *Monitor) AdvanceRamps(ctx context.Context) error {
+	list, err := m.Experiments.Store.Experiments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, e := range list {
+		if e.State != appliance.ExperimentRunning || e.Ramp == nil {
+			continue
+		}
+		sysCtx := appliance.NewContextWithCaller(ctx, appliance.Caller{Name: "ramp", Role: appliance.RoleAdmin})
+		ok, err := m.Experiments.AdvanceRamp(sysCtx, e.Name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			m.Logger.Info("experiment ramped up", "experiment", e.Name)
 		}
 	}
 	return nil
