@@ -70,16 +70,33 @@ func (a *ArmStats) Snapshot() (requests, errors int64, p99 time.Duration) {
 	return requests, errors, 0
 }
 
-// armStatsMap holds the ArmStats of every experiment arm seen.
-type armStatsMap struct{ m sync.Map } // experiment \x00 arm → *ArmStats
+// armStatsMap holds the ArmStats of every experiment arm seen. A struct
+// key under a read lock: a lookup on the predict path allocates nothing.
+type armStatsMap struct {
+	mu sync.RWMutex
+	m  map[armKey]*ArmStats
+}
+
+type armKey struct{ experiment, arm string }
 
 func (s *armStatsMap) get(experiment, arm string) *ArmStats {
-	k := experiment + "\x00" + arm
-	if v, ok := s.m.Load(k); ok {
-		return v.(*ArmStats)
+	k := armKey{experiment, arm}
+	s.mu.RLock()
+	a := s.m[k]
+	s.mu.RUnlock()
+	if a != nil {
+		return a
 	}
-	v, _ := s.m.LoadOrStore(k, &ArmStats{})
-	return v.(*ArmStats)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a = s.m[k]; a == nil {
+		if s.m == nil {
+			s.m = map[armKey]*ArmStats{}
+		}
+		a = &ArmStats{}
+		s.m[k] = a
+	}
+	return a
 }
 
 // ArmStats returns the live counts of an experiment's arm.

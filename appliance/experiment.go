@@ -343,11 +343,16 @@ type Route struct {
 	Unit       string
 }
 
+// UnitSource finds a unit attribute's value in a request.
+type UnitSource interface {
+	UnitOf(attribute string) (string, bool)
+}
+
 // ExperimentRouter finds the running experiment a unit of a model is in.
-// unit looks up the experiment's unit attribute in the request; a nil
+// units looks up the experiment's unit attribute in the request; a nil
 // Route means no experiment takes the unit (it gets the production alias).
 type ExperimentRouter interface {
-	Route(ctx context.Context, model string, unit func(attribute string) (string, bool), attrs map[string]any) (*Route, error)
+	Route(ctx context.Context, model string, units UnitSource, attrs map[string]any) (*Route, error)
 	// Invalidate drops what the router cached: an experiment changed.
 	Invalidate()
 }

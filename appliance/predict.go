@@ -197,10 +197,10 @@ func (p *Predictor) Resolve(ctx context.Context, req *PredictRequest) (*ModelVer
 	return mv, alias, err
 }
 
-// unitOf finds a unit attribute's value in the request: among the
+// UnitOf finds a unit attribute's value in the request: among the
 // attributes, then the entities (a join key is the usual unit), then the
 // request's explicit unit.
-func (req *PredictRequest) unitOf(attribute string) (string, bool) {
+func (req *PredictRequest) UnitOf(attribute string) (string, bool) {
 	if v, ok := req.Attributes[attribute]; ok {
 		switch t := v.(type) {
 		case string:
@@ -236,7 +236,7 @@ func (p *Predictor) route(ctx context.Context, req *PredictRequest) (*Route, *Mo
 	if p.Router == nil || req.Version > 0 || req.Alias != "" {
 		return nil, nil, nil
 	}
-	rt, err := p.Router.Route(ctx, req.Model, req.unitOf, req.Attributes)
+	rt, err := p.Router.Route(ctx, req.Model, req, req.Attributes)
 	if err != nil || rt == nil {
 		return nil, nil, err
 	}

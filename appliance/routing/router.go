@@ -100,13 +100,13 @@ func Compile(e *appliance.Experiment) (*assign.Compiled, error) {
 }
 
 // Route implements appliance.ExperimentRouter.
-func (r *Router) Route(ctx context.Context, model string, unit func(attribute string) (string, bool), attrs map[string]any) (*appliance.Route, error) {
+func (r *Router) Route(ctx context.Context, model string, units appliance.UnitSource, attrs map[string]any) (*appliance.Route, error) {
 	t, err := r.current(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, en := range t.byModel[model] {
-		id, ok := unit(en.exp.Unit)
+		id, ok := units.UnitOf(en.exp.Unit)
 		if !ok || id == "" {
 			continue
 		}
