@@ -45,6 +45,9 @@ type ExperimentData interface {
 	// ExposureCursor is the telemetry sequence through which exposures are
 	// recorded.
 	ExposureCursor(ctx context.Context) (uint64, error)
+	// PurgeEventIDs forgets at most limit event ids first seen before
+	// cutoff and reports how many it forgot.
+	PurgeEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	// ExperimentAggregates returns an experiment's aggregates by arm,
 	// metric and group ("" for all units; "attribute=value" for a breakdown).
 	ExperimentAggregates(ctx context.Context, name string) ([]Aggregate, error)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -600,4 +601,38 @@ func (s *Store) ExperimentAggregates(_ context.Context, name string) ([]applianc
 		})
 	})
 	return out, err
+}
+
+// PurgeEventIDs implements appliance.ExperimentData: it forgets at most
+// limit event ids first seen before cutoff, oldest first, so that the
+// dedup index holds only the window it promises.
+func (s *Store) PurgeEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	n := 0
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		n = 0
+		idsT := tx.Bucket(bucketEventIDsT)
+		ids := tx.Bucket(bucketEventIDs)
+		if idsT == nil || ids == nil {
+			return nil
+		}
+		c := idsT.Cursor()
+		for k, _ := c.First(); k != nil && n < limit; k, _ = c.Next() {
+			if len(k) < 8 || readTime(k) >= cutoff.UnixMicro() {
+				break
+			}
+			id := k[8:]
+			// A retry after the window re-registered the id later: keep it.
+			if v := ids.Get(id); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < cutoff.UnixMicro() {
+				if err := ids.Delete(id); err != nil {
+					return err
+				}
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	}, nil)
+	return n, err
 }

@@ -120,3 +120,32 @@ func TestExperimentData_AggregatesMatchNaive(t *testing.T) {
 		}
 	}
 }
+
+func TestExperimentData_PurgeEventIDs(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	now := time.Date(2026, 6, 10, 0, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	ev := func(id string) []appliance.OutcomeEvent {
+		return []appliance.OutcomeEvent{{Unit: "u", Metric: "m", Value: 1, Time: now.UnixMicro(), EventID: id}}
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.RecordEvents(ctx, ev(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(8 * 24 * time.Hour)
+	if _, err := s.RecordEvents(ctx, ev("c")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PurgeEventIDs(ctx, now.Add(-appliance.EventIDWindow), 100)
+	if err != nil || n != 2 {
+		t.Fatalf("purged %d (%v), want 2", n, err)
+	}
+	// "a" may be sent again (a new event after the window); "c" is still a duplicate.
+	res, err := s.RecordEvents(ctx, append(ev("a"), ev("c")...))
+	if err != nil || len(res.Duplicates) != 1 || res.Duplicates[0] != "c" {
+		t.Fatalf("after purge: %+v %v", res, err)
+	}
+}

@@ -190,7 +190,7 @@ func (m *Monitor) run(ctx context.Context) {
 	defer close(m.done)
 	tick := time.NewTicker(m.Interval)
 	defer tick.Stop()
-	lastGuard := time.Now()
+	lastGuard, lastPurge := time.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -199,6 +199,22 @@ func (m *Monitor) run(ctx context.Context) {
 		}
 		if err := m.ConsumeExposures(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Warn("consume exposures", "err", err)
+		}
+		if time.Since(lastPurge) >= 10*time.Minute {
+			lastPurge = time.Now()
+			// Event ids older than the dedup window, a bounded chunk at a time.
+			for {
+				n, err := m.Data.PurgeEventIDs(ctx, time.Now().Add(-appliance.EventIDWindow), 10000)
+				if err != nil {
+					if ctx.Err() == nil {
+						m.Logger.Warn("purge event ids", "err", err)
+					}
+					break
+				}
+				if n < 10000 {
+					break
+				}
+			}
 		}
 		if time.Since(lastGuard) >= m.GuardrailEvery {
 			lastGuard = time.Now()
