@@ -75,6 +75,10 @@ type Experiment struct {
 	CreatedBy    string          `json:"created_by,omitempty"`
 	UpdatedAt    time.Time       `json:"updated_at"`
 	StartedAt    *time.Time      `json:"started_at,omitempty"`
+	// PhaseStartedAt is when the current assignment began: the first start,
+	// or the last change of seed or arms. Exposures before it belong to an
+	// earlier phase and are not counted.
+	PhaseStartedAt *time.Time `json:"phase_started_at,omitempty"`
 	StoppedAt    *time.Time      `json:"stopped_at,omitempty"`
 }
 

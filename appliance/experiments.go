@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -122,6 +123,13 @@ func (x *Experiments) Update(ctx context.Context, name string, next *Experiment)
 		}
 		out.State, out.StopReason, out.ConcludedArm = cur.State, cur.StopReason, cur.ConcludedArm
 		out.CreatedAt, out.CreatedBy, out.StartedAt, out.StoppedAt = cur.CreatedAt, cur.CreatedBy, cur.StartedAt, cur.StoppedAt
+		out.PhaseStartedAt = cur.PhaseStartedAt
+		if cur.PhaseStartedAt != nil && (cur.HashSeed() != next.HashSeed() || !slices.Equal(cur.Arms, next.Arms)) {
+			// A new phase: the store drops the old phase's units and
+			// aggregates in this same write.
+			now := x.now()
+			out.PhaseStartedAt = &now
+		}
 		return &out, nil
 	})
 }
@@ -181,6 +189,9 @@ func (x *Experiments) Start(ctx context.Context, name string) (*Experiment, erro
 		now := x.now()
 		out := *cur
 		out.State, out.StartedAt, out.StoppedAt, out.StopReason = ExperimentRunning, &now, nil, ""
+		if out.PhaseStartedAt == nil {
+			out.PhaseStartedAt = &now
+		}
 		if out.Ramp != nil && len(out.RampSteps) == 0 {
 			out.Coverage = out.Ramp.Steps[0]
 			out.RampSteps = []RampStep{{Step: 0, Coverage: out.Coverage, At: now}}

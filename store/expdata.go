@@ -498,8 +498,9 @@ func (s *Store) RecordExposures(ctx context.Context, exposures []appliance.Expos
 		for i := range exposures {
 			x := &exposures[i]
 			e := ec.byName[x.Experiment]
-			if e == nil || e.State == appliance.ExperimentDraft || e.Arm(x.Arm) == nil {
-				continue // deleted or redefined since: nothing to attribute to
+			if e == nil || e.State == appliance.ExperimentDraft || e.Arm(x.Arm) == nil ||
+				e.PhaseStartedAt != nil && x.Time.Before(*e.PhaseStartedAt) {
+				continue // deleted, redefined or reseeded since: nothing to attribute to
 			}
 			ub, err := subBucket(tx, bucketExpUnits, e.Name)
 			if err != nil {

@@ -149,3 +149,44 @@ func TestExperimentData_PurgeEventIDs(t *testing.T) {
 		t.Fatalf("after purge: %+v %v", res, err)
 	}
 }
+
+// A new seed starts a new phase: the old assignment's units and aggregates
+// go, and exposures from before the phase are not counted.
+func TestExperimentData_ReseedStartsANewPhase(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	e := &appliance.Experiment{Name: "exp", Model: "m", Unit: "user_id", State: appliance.ExperimentRunning, Coverage: 1, PhaseStartedAt: &t0,
+		Arms:    []appliance.Arm{{Name: "control", Version: 1, Weight: 0.5}, {Name: "treatment", Version: 2, Weight: 0.5}},
+		Metrics: []appliance.Metric{{Name: "converted", Type: appliance.MetricBinomial, Direction: "increase", Role: "goal"}}}
+	if err := s.CreateExperiment(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	expose := func(unit string, at time.Time) {
+		if _, err := s.RecordExposures(ctx, []appliance.ExposureLog{{Experiment: "exp", Arm: "control", Unit: unit, Time: at}}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expose("u1", t0.Add(time.Minute))
+	if aggs, _ := s.ExperimentAggregates(ctx, "exp"); len(aggs) != 1 {
+		t.Fatalf("aggregates before the reseed: %+v", aggs)
+	}
+	phase := t0.Add(time.Hour)
+	if _, err := s.UpdateExperiment(ctx, "exp", "update", func(cur *appliance.Experiment, _ []*appliance.Experiment) (*appliance.Experiment, error) {
+		next := *cur
+		next.Seed, next.PhaseStartedAt = "exp-2", &phase
+		return &next, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if aggs, _ := s.ExperimentAggregates(ctx, "exp"); len(aggs) != 0 {
+		t.Fatalf("aggregates after the reseed: %+v", aggs)
+	}
+	expose("u2", t0.Add(30*time.Minute)) // logged before the phase, consumed after
+	expose("u3", t0.Add(2*time.Hour))
+	aggs, _ := s.ExperimentAggregates(ctx, "exp")
+	if len(aggs) != 1 || aggs[0].N != 1 {
+		t.Fatalf("aggregates of the new phase: %+v", aggs)
+	}
+}

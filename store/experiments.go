@@ -79,6 +79,18 @@ func (s *Store) UpdateExperiment(ctx context.Context, name, action string, chang
 			return fmt.Errorf("BUG: experiment update renamed %s to %s", name, next.Name)
 		}
 		next.UpdatedAt = s.now().UTC()
+		if next.HashSeed() != cur.HashSeed() || !sameArms(cur, next) {
+			// A new seed (or new arms) reassigns every unit: the results so
+			// far belong to the old assignment, so a new phase starts with
+			// no units and no aggregates. The events themselves stay.
+			for _, root := range [][]byte{bucketExpUnits, bucketExpAggs} {
+				if r := tx.Bucket(root); r != nil && r.Bucket([]byte(name)) != nil {
+					if err := r.DeleteBucket([]byte(name)); err != nil {
+						return err
+					}
+				}
+			}
+		}
 		if err := s.putJSON(b, []byte(name), next); err != nil {
 			return err
 		}
@@ -90,6 +102,18 @@ func (s *Store) UpdateExperiment(ctx context.Context, name, action string, chang
 		return nil, err
 	}
 	return out, nil
+}
+
+func sameArms(a, b *appliance.Experiment) bool {
+	if len(a.Arms) != len(b.Arms) {
+		return false
+	}
+	for i := range a.Arms {
+		if a.Arms[i] != b.Arms[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Experiment implements appliance.ExperimentStore.
