@@ -79,7 +79,7 @@ type Experiment struct {
 	// or the last change of seed or arms. Exposures before it belong to an
 	// earlier phase and are not counted.
 	PhaseStartedAt *time.Time `json:"phase_started_at,omitempty"`
-	StoppedAt    *time.Time      `json:"stopped_at,omitempty"`
+	StoppedAt      *time.Time `json:"stopped_at,omitempty"`
 }
 
 // Arm is one variation: a model version and its share of covered units.
