@@ -77,10 +77,13 @@ type armStatsMap struct {
 	m  map[armKey]*ArmStats
 }
 
-type armKey struct{ experiment, arm string }
+type armKey struct {
+	experiment, arm string
+	phase           int64
+}
 
-func (s *armStatsMap) get(experiment, arm string) *ArmStats {
-	k := armKey{experiment, arm}
+func (s *armStatsMap) get(experiment, arm string, phase int64) *ArmStats {
+	k := armKey{experiment, arm, phase}
 	s.mu.RLock()
 	a := s.m[k]
 	s.mu.RUnlock()
@@ -99,5 +102,8 @@ func (s *armStatsMap) get(experiment, arm string) *ArmStats {
 	return a
 }
 
-// ArmStats returns the live counts of an experiment's arm.
-func (p *Predictor) ArmStats(experiment, arm string) *ArmStats { return p.arms.get(experiment, arm) }
+// ArmStats returns the live counts of an experiment's arm in its current
+// phase: a restarted or reseeded experiment starts from zero.
+func (p *Predictor) ArmStats(e *Experiment, arm string) *ArmStats {
+	return p.arms.get(e.Name, arm, e.Phase())
+}

@@ -3,7 +3,9 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -156,6 +158,16 @@ func (e *Experiment) HashSeed() string {
 		return e.Seed
 	}
 	return e.Name
+}
+
+// Phase identifies the current assignment: the phase's start in unix
+// nanoseconds (0 before the first start). Counters and seen-sets key by it,
+// so a new phase starts them afresh.
+func (e *Experiment) Phase() int64 {
+	if e.PhaseStartedAt == nil {
+		return 0
+	}
+	return e.PhaseStartedAt.UnixNano()
 }
 
 // Arm returns the arm of that name.
@@ -317,7 +329,13 @@ func (e *Experiment) MovesUnits(next *Experiment) bool {
 	if (e.Layer == nil) != (next.Layer == nil) || e.Layer != nil && *e.Layer != *next.Layer {
 		return true
 	}
-	return false
+	return !maps.Equal(e.Force, next.Force) // a forced unit moves arm
+}
+
+// SameMetrics reports whether two definitions measure the same way: the
+// aggregates of one cannot serve the other, so a change needs a new phase.
+func (e *Experiment) SameMetrics(next *Experiment) bool {
+	return slices.Equal(e.Metrics, next.Metrics) && slices.Equal(e.Breakdowns, next.Breakdowns)
 }
 
 // Overlaps reports whether two layer ranges share any unit.

@@ -81,6 +81,7 @@ func (x *Experiments) Create(ctx context.Context, e *Experiment) (*Experiment, e
 	e.State, e.CreatedAt, e.UpdatedAt = ExperimentDraft, now, now
 	e.CreatedBy = CallerFromContext(ctx).Name
 	e.StartedAt, e.StoppedAt, e.StopReason, e.ConcludedArm = nil, nil, "", ""
+	e.PhaseStartedAt, e.RampSteps = nil, nil // the node's, never the client's
 	if err := x.Store.CreateExperiment(ctx, e); err != nil {
 		return nil, err
 	}
@@ -103,6 +104,11 @@ func (x *Experiments) Update(ctx context.Context, name string, next *Experiment)
 		switch cur.State {
 		case ExperimentConcluded:
 			return nil, Errorf(ECONFLICT, "experiment %s is concluded; create a new one", name)
+		case ExperimentStopped:
+			if !cur.SameMetrics(next) && cur.HashSeed() == next.HashSeed() {
+				return nil, &Error{Code: ECONFLICT, Field: "seed",
+					Message: "the collected results count metrics as defined; give a new seed to start a new phase with the new metrics"}
+			}
 		case ExperimentRunning:
 			if cur.Model != next.Model {
 				return nil, Invalid("model", "a running experiment cannot change its model")
@@ -111,20 +117,21 @@ func (x *Experiments) Update(ctx context.Context, name string, next *Experiment)
 			if cur.Ramp != nil && next.Ramp != nil {
 				cmp.Coverage = cur.Coverage // the ramp owns coverage while it runs
 			}
-			if cur.MovesUnits(&cmp) && cur.HashSeed() == next.HashSeed() {
+			if (cur.MovesUnits(&cmp) || !cur.SameMetrics(next)) && cur.HashSeed() == next.HashSeed() {
 				return nil, &Error{Code: ECONFLICT, Field: "seed",
-					Message: "this change would move units that are already assigned (arms, weights, layer or less coverage); give a new seed to reassign every unit, or stop the experiment"}
+					Message: "this change would move units that are already assigned (arms, weights, layer, forced units or less coverage) or change how metrics are counted; give a new seed to start a new phase"}
 			}
 		}
 		out := *next
+		out.RampSteps = cur.RampSteps // the node's record, never the client's
 		if cur.State == ExperimentRunning && cur.Ramp != nil && next.Ramp != nil {
 			// The ramp owns coverage while it runs.
-			out.Coverage, out.RampSteps = cur.Coverage, cur.RampSteps
+			out.Coverage = cur.Coverage
 		}
 		out.State, out.StopReason, out.ConcludedArm = cur.State, cur.StopReason, cur.ConcludedArm
 		out.CreatedAt, out.CreatedBy, out.StartedAt, out.StoppedAt = cur.CreatedAt, cur.CreatedBy, cur.StartedAt, cur.StoppedAt
 		out.PhaseStartedAt = cur.PhaseStartedAt
-		if cur.PhaseStartedAt != nil && (cur.HashSeed() != next.HashSeed() || !slices.Equal(cur.Arms, next.Arms)) {
+		if cur.PhaseStartedAt != nil && (cur.HashSeed() != next.HashSeed() || !slices.Equal(cur.Arms, next.Arms) || !cur.SameMetrics(next)) {
 			// A new phase: the store drops the old phase's units and
 			// aggregates in this same write.
 			now := x.now()
@@ -256,12 +263,17 @@ func (x *Experiments) Conclude(ctx context.Context, name, arm string, promote bo
 	if err != nil {
 		return nil, nil, err
 	}
-	a := e.Arm(arm)
-	if a == nil {
+	if e.Arm(arm) == nil {
 		return nil, nil, Invalid("arm", "experiment %s has no arm %q", name, arm)
 	}
 	defer x.changed()
+	version := 0
 	out, err := x.Store.UpdateExperiment(ctx, name, "conclude", func(cur *Experiment, _ []*Experiment) (*Experiment, error) {
+		a := cur.Arm(arm)
+		if a == nil {
+			return nil, Invalid("arm", "experiment %s has no arm %q", name, arm)
+		}
+		version = a.Version
 		if cur.State == ExperimentConcluded || cur.State == ExperimentDraft {
 			return nil, Errorf(ECONFLICT, "experiment %s is %s; only a running or stopped experiment is concluded", name, cur.State)
 		}
@@ -276,9 +288,9 @@ func (x *Experiments) Conclude(ctx context.Context, name, arm string, promote bo
 	if err != nil || !promote {
 		return out, nil, err
 	}
-	ch, err := x.Models.SetAlias(ctx, e.Model, ProductionAlias, a.Version, x.Policies[ProductionAlias])
+	ch, err := x.Models.SetAlias(ctx, e.Model, ProductionAlias, version, x.Policies[ProductionAlias])
 	if err != nil {
-		return out, nil, fmt.Errorf("experiment %s is concluded, but moving %s to version %d failed: %w", name, ProductionAlias, a.Version, err)
+		return out, nil, fmt.Errorf("experiment %s is concluded, but moving %s to version %d failed: %w", name, ProductionAlias, version, err)
 	}
 	return out, ch, nil
 }

@@ -78,8 +78,9 @@ func (f *Flag) Validate() error {
 
 // FlagStore keeps flags; every change is audited in the same transaction.
 type FlagStore interface {
-	// PutFlag creates or replaces a flag and reports whether it was new.
-	PutFlag(ctx context.Context, f *Flag) (created bool, err error)
+	// PutFlag creates or replaces a flag and reports whether it was new;
+	// with createOnly an existing name is ECONFLICT.
+	PutFlag(ctx context.Context, f *Flag, createOnly bool) (created bool, err error)
 	Flag(ctx context.Context, name string) (*Flag, error)
 	Flags(ctx context.Context) ([]*Flag, error)
 	DeleteFlag(ctx context.Context, name string) error

@@ -104,16 +104,35 @@ type exposureSet struct {
 
 const exposureSetShardCap = 1 << 16 // 1M units over 16 shards
 
-// first reports whether the unit's exposure to this experiment (under this
-// seed: a reseed reassigns everyone) has not been seen yet, and marks it.
-func (s *exposureSet) first(experiment, seed, unit string) bool {
+func exposureKey(experiment string, phase int64, unit string) uint64 {
 	h := uint64(14695981039346656037)
-	for _, part := range [...]string{experiment, "\x00", seed, "\x00", unit} {
+	for _, part := range [...]string{experiment, "\x00", unit} {
 		for i := 0; i < len(part); i++ {
 			h ^= uint64(part[i])
 			h *= 1099511628211
 		}
 	}
+	for i := range 8 {
+		h ^= uint64(byte(phase >> (8 * i)))
+		h *= 1099511628211
+	}
+	return h
+}
+
+// forget unmarks a unit whose exposure could not be logged.
+func (s *exposureSet) forget(experiment string, phase int64, unit string) {
+	h := exposureKey(experiment, phase, unit)
+	sh := &s.shards[h%uint64(len(s.shards))]
+	sh.mu.Lock()
+	delete(sh.seen, h)
+	sh.mu.Unlock()
+}
+
+// first reports whether the unit's exposure to this experiment in this
+// phase (a new phase reassigns everyone) has not been seen yet, and marks
+// it.
+func (s *exposureSet) first(experiment string, phase int64, unit string) bool {
+	h := exposureKey(experiment, phase, unit)
 	sh := &s.shards[h%uint64(len(s.shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -272,12 +291,12 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 	if err := p.Runner.Predict(ctx, mv.Module, mv.Limits, in, out); err != nil {
 		if rt != nil {
 			// The arm's model failed: what its error-rate guardrail counts.
-			p.arms.get(rt.Experiment.Name, rt.Arm.Name).record(time.Since(start), true)
+			p.arms.get(rt.Experiment.Name, rt.Arm.Name, rt.Experiment.Phase()).record(time.Since(start), true)
 		}
 		return nil, err
 	}
 	if rt != nil {
-		p.arms.get(rt.Experiment.Name, rt.Arm.Name).record(time.Since(start), false)
+		p.arms.get(rt.Experiment.Name, rt.Arm.Name, rt.Experiment.Phase()).record(time.Since(start), false)
 	}
 	caller := CallerFromContext(ctx)
 	res := &Prediction{Model: mv.Model, Version: mv.Version, Alias: alias, Outputs: make(map[string]float64, len(out)), RequestID: caller.RequestID}
@@ -289,8 +308,11 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 	}
 	if p.Telemetry != nil {
 		p.log(req, mv, alias, rt, in, out, res.RequestID, time.Since(start))
-		if rt != nil && p.exposed.first(rt.Experiment.Name, rt.Experiment.HashSeed(), rt.Unit) {
-			p.logExposure(req, rt, mv, res.RequestID)
+		if rt != nil && p.exposed.first(rt.Experiment.Name, rt.Experiment.Phase(), rt.Unit) {
+			if !p.logExposure(req, rt, mv, res.RequestID) {
+				// Dropped by a full buffer: the next prediction tries again.
+				p.exposed.forget(rt.Experiment.Name, rt.Experiment.Phase(), rt.Unit)
+			}
 		}
 	}
 	if rt != nil && p.Shadows != nil && len(rt.Experiment.Shadow) > 0 {
@@ -523,18 +545,22 @@ func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, rt 
 // served by an experiment's arm. The breakdown attributes of the
 // experiment come along, so results can be split by them.
 type ExposureLog struct {
-	RequestID  string            `json:"request_id"`
-	Time       time.Time         `json:"time"`
-	Experiment string            `json:"experiment"`
-	Arm        string            `json:"arm"`
-	Version    int               `json:"version"`
-	Unit       string            `json:"unit"`
+	RequestID  string    `json:"request_id"`
+	Time       time.Time `json:"time"`
+	Experiment string    `json:"experiment"`
+	Arm        string    `json:"arm"`
+	Version    int       `json:"version"`
+	Unit       string    `json:"unit"`
+	// Seed is the assignment's seed: an exposure routed under an older seed
+	// (a request in flight while the experiment was reseeded) is not counted
+	// in the new phase.
+	Seed       string            `json:"seed,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // logExposure appends an exposure to the telemetry buffer, by hand like
-// log.
-func (p *Predictor) logExposure(req *PredictRequest, rt *Route, mv *ModelVersion, requestID string) {
+// log, and reports whether the buffer took it.
+func (p *Predictor) logExposure(req *PredictRequest, rt *Route, mv *ModelVersion, requestID string) bool {
 	b := make([]byte, 0, 192)
 	b = append(b, `{"request_id":`...)
 	b = appendJSONString(b, requestID)
@@ -548,6 +574,8 @@ func (p *Predictor) logExposure(req *PredictRequest, rt *Route, mv *ModelVersion
 	b = strconv.AppendInt(b, int64(mv.Version), 10)
 	b = append(b, `,"unit":`...)
 	b = appendJSONString(b, rt.Unit)
+	b = append(b, `,"seed":`...)
+	b = appendJSONString(b, rt.Experiment.HashSeed())
 	if len(rt.Experiment.Breakdowns) > 0 {
 		b = append(b, `,"attributes":{`...)
 		n := 0
@@ -567,7 +595,7 @@ func (p *Predictor) logExposure(req *PredictRequest, rt *Route, mv *ModelVersion
 		b = append(b, '}')
 	}
 	b = append(b, '}')
-	p.Telemetry.Append("exposure", b)
+	return p.Telemetry.Append("exposure", b)
 }
 
 // appendFloats writes a JSON array; NaN and infinities (which JSON cannot

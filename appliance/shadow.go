@@ -23,6 +23,8 @@ type ShadowRunner struct {
 	Logger    *slog.Logger
 
 	jobs    chan shadowJob
+	mu      sync.RWMutex // closed and offers: an offer after Close is dropped, not a panic
+	closed  bool
 	wg      sync.WaitGroup
 	dropped atomic.Uint64
 	ran     atomic.Uint64
@@ -62,10 +64,16 @@ func (s *ShadowRunner) Start() {
 	})
 }
 
-// Close lets queued shadows finish and stops the workers.
+// Close lets queued shadows finish and stops the workers. Offers after it
+// (a request that outlived the HTTP shutdown) are dropped and counted.
 func (s *ShadowRunner) Close() {
 	s.Start() // a runner never started still closes cleanly
-	close(s.jobs)
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.jobs)
+	}
+	s.mu.Unlock()
 	s.wg.Wait()
 }
 
@@ -81,11 +89,18 @@ func (s *ShadowRunner) offer(rt *Route, req *PredictRequest, mv *ModelVersion, i
 		}
 		job := shadowJob{experiment: rt.Experiment.Name, unit: rt.Unit, requestID: requestID, version: sh.Version,
 			primary: mv, inputs: slices.Clone(in), outputs: slices.Clone(out), primaryUS: took.Microseconds(), req: *req, at: time.Now()}
+		s.mu.RLock()
+		if s.closed {
+			s.mu.RUnlock()
+			s.dropped.Add(1)
+			continue
+		}
 		select {
 		case s.jobs <- job:
 		default:
 			s.dropped.Add(1)
 		}
+		s.mu.RUnlock()
 	}
 }
 

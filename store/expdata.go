@@ -498,8 +498,8 @@ func (s *Store) RecordExposures(ctx context.Context, exposures []appliance.Expos
 		for i := range exposures {
 			x := &exposures[i]
 			e := ec.byName[x.Experiment]
-			if e == nil || e.State == appliance.ExperimentDraft || e.Arm(x.Arm) == nil ||
-				e.PhaseStartedAt != nil && x.Time.Before(*e.PhaseStartedAt) {
+			if e == nil || e.State == appliance.ExperimentDraft || e.State == appliance.ExperimentConcluded || e.Arm(x.Arm) == nil ||
+				e.PhaseStartedAt != nil && x.Time.Before(*e.PhaseStartedAt) || x.Seed != "" && x.Seed != e.HashSeed() {
 				continue // deleted, redefined or reseeded since: nothing to attribute to
 			}
 			ub, err := subBucket(tx, bucketExpUnits, e.Name)
@@ -511,7 +511,7 @@ func (s *Store) RecordExposures(ctx context.Context, exposures []appliance.Expos
 			}
 			u := &expUnit{arm: x.Arm, exposure: x.Time.UnixMicro()}
 			for _, name := range e.Breakdowns {
-				if v, ok := x.Attributes[name]; ok {
+				if v, ok := x.Attributes[name]; ok && v != "" {
 					u.attrs = append(u.attrs, [2]string{name, v})
 				}
 			}
@@ -596,6 +596,9 @@ func (s *Store) ExperimentAggregates(_ context.Context, name string) ([]applianc
 				return errCorruptRecord
 			}
 			a := readAgg(b, k)
+			// Sums of squares are kept by adding differences; rounding can
+			// leave a tiny negative where the true value is 0.
+			a.sumSq, a.sumXSq = max(a.sumSq, 0), max(a.sumXSq, 0)
 			out = append(out, appliance.Aggregate{Arm: string(parts[0]), Metric: string(parts[1]), Group: string(parts[2]),
 				N: int64(a.n), Sum: a.sum, SumSq: a.sumSq, SumX: a.sumX, SumXSq: a.sumXSq, SumXY: a.sXY})
 			return nil

@@ -79,7 +79,7 @@ func (s *Store) UpdateExperiment(ctx context.Context, name, action string, chang
 			return fmt.Errorf("BUG: experiment update renamed %s to %s", name, next.Name)
 		}
 		next.UpdatedAt = s.now().UTC()
-		if next.HashSeed() != cur.HashSeed() || !sameArms(cur, next) {
+		if next.HashSeed() != cur.HashSeed() || !sameArms(cur, next) || !cur.SameMetrics(next) {
 			// A new seed (or new arms) reassigns every unit: the results so
 			// far belong to the old assignment, so a new phase starts with
 			// no units and no aggregates. The events themselves stay.

@@ -14,7 +14,7 @@ import (
 var bucketFlags = []byte("flags")
 
 // PutFlag implements appliance.FlagStore.
-func (s *Store) PutFlag(ctx context.Context, f *appliance.Flag) (bool, error) {
+func (s *Store) PutFlag(ctx context.Context, f *appliance.Flag, createOnly bool) (bool, error) {
 	created := false
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketFlags)
@@ -22,6 +22,9 @@ func (s *Store) PutFlag(ctx context.Context, f *appliance.Flag) (bool, error) {
 			return err
 		}
 		created = b.Get([]byte(f.Name)) == nil
+		if !created && createOnly {
+			return &appliance.Error{Code: appliance.ECONFLICT, Field: "name", Message: "flag " + f.Name + " exists; PUT /api/v1/flags/" + f.Name + " replaces it"}
+		}
 		if !created {
 			var old appliance.Flag
 			if _, err := s.getJSON(b, []byte(f.Name), &old); err != nil {

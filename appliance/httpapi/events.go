@@ -162,8 +162,10 @@ func (in *eventIn) event(now time.Time) (appliance.OutcomeEvent, string, string)
 		return ev, "metric", appliance.ErrorMessage(err)
 	}
 	if in.Value != nil {
-		if math.IsNaN(*in.Value) || math.IsInf(*in.Value, 0) {
-			return ev, "value", "must be a finite number"
+		// Bounded so that sums of squares over millions of units stay
+		// finite and exact enough.
+		if math.IsNaN(*in.Value) || math.IsInf(*in.Value, 0) || math.Abs(*in.Value) > 1e12 {
+			return ev, "value", "must be a finite number within ±1e12"
 		}
 		ev.Value = *in.Value
 	}
@@ -185,6 +187,9 @@ func (in *eventIn) event(now time.Time) (appliance.OutcomeEvent, string, string)
 			}
 			if math.Abs(f) >= 1e11 {
 				f /= 1000
+			}
+			if math.Abs(f) > 253402300800 { // the year 10000
+				return ev, "timestamp", "is outside the years 0001 to 9999"
 			}
 			ev.Time = int64(math.Round(f * 1e6))
 		}

@@ -78,6 +78,13 @@ func TestExperiments_Lifecycle(t *testing.T) {
 	} else if _, field := r.errorOf(t); field != "seed" {
 		t.Fatalf("field %q", field)
 	}
+	// Counting a metric differently would mix old and new sums: refused too.
+	remetric := experimentBody("checkout", func(m map[string]any) {
+		m["metrics"] = []map[string]any{{"name": "converted", "type": "mean", "direction": "increase", "role": "goal"}}
+	})
+	if r := n.do("PUT", "/api/v1/experiments/checkout", adminSecret, "application/json", remetric); r.status != 409 {
+		t.Fatalf("changing a metric while running: %d %s", r.status, r.body)
+	}
 	moved["seed"] = "checkout-2"
 	n.admin("PUT", "/api/v1/experiments/checkout", moved, 200)
 	// The audit log has every step, the reseed included.

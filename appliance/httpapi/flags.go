@@ -46,12 +46,10 @@ func (s *Server) putFlag(replace bool) fiber.Handler {
 				return appliance.Invalid("name", "the body names %q but the path %q", f.Name, name)
 			}
 			f.Name = name
-		} else if _, err := x.Store.Flag(ctx, f.Name); err == nil {
-			return &appliance.Error{Code: appliance.ECONFLICT, Field: "name", Message: "flag " + f.Name + " exists; PUT /api/v1/flags/" + f.Name + " replaces it"}
 		}
 		now := s.now().UTC()
 		f.CreatedAt, f.UpdatedAt, f.CreatedBy = now, now, appliance.CallerFromContext(ctx).Name
-		created, err := x.Put(ctx, &f)
+		created, err := x.Put(ctx, &f, !replace)
 		if err != nil {
 			return err
 		}

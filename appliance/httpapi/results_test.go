@@ -134,6 +134,8 @@ func TestExperiments_EventsResultsAndGuardrail(t *testing.T) {
 		{`{"unit":"u1","metric":"converted","value":"x"}`, "events[0]"},
 		{`{"unit":"u1","metric":"converted","colour":1}`, "events[0].colour"},
 		{`[{"unit":"u1","metric":"converted","timestamp":"noon"}]`, "events"},
+		{`{"unit":"u1","metric":"revenue","value":1e200}`, "events"},
+		{`{"unit":"u1","metric":"converted","timestamp":1e17}`, "events"},
 	} {
 		r := n.do("POST", "/api/v1/events", adminSecret, "application/json", bad.body)
 		if _, field := r.errorOf(t); r.status != 400 || field != bad.field {

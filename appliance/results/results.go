@@ -119,7 +119,9 @@ func Analyze(e *appliance.Experiment, aggs []appliance.Aggregate, opts abtest.Op
 	}
 	res, err := abtest.Analyze(in)
 	if err != nil {
-		return nil, fmt.Errorf("analyze %s: %w", e.Name, err)
+		// The input is the node's own aggregates, not the caller's: a
+		// refusal here is a server-side problem.
+		return nil, appliance.Errorf(appliance.EINTERNAL, "analyze %s: %s", e.Name, appliance.ErrorMessage(err))
 	}
 	rep.Result = res
 	for _, c := range res.BreachedGuardrails() {
@@ -149,7 +151,7 @@ type Monitor struct {
 	Notifier    appliance.Notifier // nil: no webhooks
 	// Arms gives the live counts of an arm's predictions for the error-rate
 	// and latency guardrails; nil: those guardrails are not checked.
-	Arms     func(experiment, arm string) *appliance.ArmStats
+	Arms     func(e *appliance.Experiment, arm string) *appliance.ArmStats
 	Logger   *slog.Logger
 	Interval time.Duration // default 1 s
 	// GuardrailEvery is how often guardrails are checked; default 10 s.
@@ -299,7 +301,9 @@ func (m *Monitor) CheckGuardrails(ctx context.Context) error {
 			}
 			rep, err := Analyze(e, aggs, abtest.Options{Sequential: true})
 			if err != nil {
-				return err
+				// One experiment's bad data must not blind the others.
+				m.Logger.Error("guardrail analysis failed", "experiment", e.Name, "err", err)
+				continue
 			}
 			if len(rep.Guardrails) > 0 {
 				g := rep.Guardrails[0]
@@ -309,7 +313,7 @@ func (m *Monitor) CheckGuardrails(ctx context.Context) error {
 		}
 		if reason == "" && e.Guardrails != nil && m.Arms != nil {
 			for _, a := range e.Arms[1:] { // the control is what the others fall back to
-				requests, errs, p99 := m.Arms(e.Name, a.Name).Snapshot()
+				requests, errs, p99 := m.Arms(e, a.Name).Snapshot()
 				if requests < minGuardrailRequests {
 					continue
 				}
@@ -334,6 +338,9 @@ func (m *Monitor) CheckGuardrails(ctx context.Context) error {
 		reason += fmt.Sprintf(": every unit is served the %s alias", appliance.ProductionAlias)
 		sysCtx := appliance.NewContextWithCaller(ctx, appliance.Caller{Name: "guardrail", Role: appliance.RoleAdmin})
 		if _, err := m.Experiments.Stop(sysCtx, e.Name, reason); err != nil {
+			if appliance.ErrorCode(err) == appliance.ECONFLICT {
+				continue // stopped by someone else meanwhile
+			}
 			return err
 		}
 		m.Logger.Warn("experiment stopped by a guardrail", "experiment", e.Name, "metric", metric, "arm", arm)

@@ -18,6 +18,7 @@ type Flags struct {
 
 	mu    sync.RWMutex
 	cache map[string]*compiledFlag
+	gen   uint64 // bumped by every change: a read that straddles one is not cached
 }
 
 type compiledFlag struct {
@@ -42,8 +43,10 @@ func CompileFlag(f *appliance.Flag) (*assign.CompiledFlag, error) {
 	return c, err
 }
 
-// Put validates and stores a flag; created reports a new one.
-func (x *Flags) Put(ctx context.Context, f *appliance.Flag) (bool, error) {
+// Put validates and stores a flag; created reports a new one. With
+// createOnly, an existing flag of that name is a conflict, checked inside
+// the write.
+func (x *Flags) Put(ctx context.Context, f *appliance.Flag, createOnly bool) (bool, error) {
 	if f.Coverage == 0 {
 		f.Coverage = 1
 	}
@@ -53,7 +56,7 @@ func (x *Flags) Put(ctx context.Context, f *appliance.Flag) (bool, error) {
 	if _, err := CompileFlag(f); err != nil {
 		return false, err
 	}
-	created, err := x.Store.PutFlag(ctx, f)
+	created, err := x.Store.PutFlag(ctx, f, createOnly)
 	x.forget(f.Name)
 	return created, err
 }
@@ -68,6 +71,7 @@ func (x *Flags) Delete(ctx context.Context, name string) error {
 func (x *Flags) forget(name string) {
 	x.mu.Lock()
 	delete(x.cache, name)
+	x.gen++
 	x.mu.Unlock()
 }
 
@@ -83,7 +87,7 @@ type Evaluation struct {
 // Evaluate returns the unit's variant of a flag.
 func (x *Flags) Evaluate(ctx context.Context, name, unit string, attrs map[string]any) (*Evaluation, error) {
 	x.mu.RLock()
-	cf := x.cache[name]
+	cf, gen := x.cache[name], x.gen
 	x.mu.RUnlock()
 	if cf == nil {
 		f, err := x.Store.Flag(ctx, name)
@@ -96,10 +100,12 @@ func (x *Flags) Evaluate(ctx context.Context, name, unit string, attrs map[strin
 		}
 		cf = &compiledFlag{flag: f, compiled: c}
 		x.mu.Lock()
-		if x.cache == nil {
-			x.cache = map[string]*compiledFlag{}
+		if x.gen == gen { // no change since the read: the copy is current
+			if x.cache == nil {
+				x.cache = map[string]*compiledFlag{}
+			}
+			x.cache[name] = cf
 		}
-		x.cache[name] = cf
 		x.mu.Unlock()
 	}
 	v, reason := cf.compiled.Evaluate(unit, attrs)
