@@ -34,6 +34,11 @@ type EventCursor interface {
 	// before a time, and decodes only that one.
 	Keep()
 	KeptValues(dst []Value) ([]Value, error)
+	// Release ends the cursor's read transaction now; the next use takes a
+	// new one at the same place. Call it before writing to the store, or
+	// before blocking (on a slow client), while holding a cursor: a write
+	// that grows the store's file waits for every read transaction.
+	Release()
 	// Err is the error that stopped the cursor, if any.
 	Err() error
 	// Close releases the cursor; it is safe to call more than once.

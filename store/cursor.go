@@ -64,8 +64,9 @@ type eventCursor struct {
 	kept       []byte // Keep's copy of encoded values
 	keptSealed bool
 
-	steps int
-	done  bool // Next has returned false at the end
+	steps    int
+	done     bool // Next has returned false at the end
+	released bool // Release ended the transaction; the next use takes a new one
 	err   error
 	last  []byte // copy of full, to resume after renewing the transaction
 }
@@ -91,20 +92,27 @@ func (s *Store) EventsAfter(ctx context.Context, view *appliance.FeatureView, af
 	var arena []byte
 	var spans []span
 	var plainBuf []byte
-	// Runs hold only rows below the tail's first sequence.
+	// Runs hold only rows below the tail's first sequence. With an empty
+	// tail, every row ingested from now on is above the last sequence
+	// handed out: later flushes must not leak into this snapshot.
 	if k, _ := tail.First(); k != nil {
 		c.tailMin = binary.BigEndian.Uint64(k)
+	} else if v := c.tx.Bucket(bucketMeta).Get(keyIngestSeq); len(v) == 8 {
+		c.tailMin = binary.BigEndian.Uint64(v) + 1
+	} else {
+		c.tailMin = 1
 	}
 	for k, v := tail.Seek(u64(afterSeq + 1)); k != nil; k, v = tail.Next() {
 		seq := binary.BigEndian.Uint64(k)
 		if spans == nil {
-			// The meta's count, not Stats(), which walks every page.
+			// Sized from the meta's count (Stats() walks every page), but
+			// capped: rows above afterSeq may be few, and rows vary in size.
 			n := 1024
 			if meta, err := s.readEventsMeta(events); err == nil && meta.TailRows > 0 {
-				n = int(min(meta.TailRows, 1<<22))
+				n = int(min(meta.TailRows, 1<<16))
 			}
 			spans = make([]span, 0, n)
-			arena = make([]byte, 0, n*(len(v)+16))
+			arena = make([]byte, 0, min(n*(len(v)+16), 16<<20))
 		}
 		plain, err := s.codec.Open(plainBuf[:0], v)
 		if err != nil {
@@ -188,9 +196,15 @@ func (c *eventCursor) position(from []byte, after bool) error {
 
 // skipFlushed passes over run rows that this cursor reads from its tail copy.
 func (c *eventCursor) skipFlushed(cur *bolt.Cursor, k, v []byte) ([]byte, []byte) {
-	for k != nil {
+	for n := 0; k != nil; n++ {
 		if seq := binary.BigEndian.Uint64(k[len(k)-8:]); seq < c.tailMin && seq > c.afterSeq {
 			break
+		}
+		// A long stretch of old rows (EventsAfter over a merged run) still
+		// answers to cancellation.
+		if n%cursorCheckEvery == cursorCheckEvery-1 && c.ctx.Err() != nil {
+			c.err = c.ctx.Err()
+			return nil, nil
 		}
 		k, v = cur.Next()
 	}
@@ -214,9 +228,62 @@ func (c *eventCursor) renew() error {
 	return c.position(nil, false)
 }
 
+// Release implements appliance.EventCursor: the read transaction ends now
+// and the next use of the cursor takes a new one at the same place. A
+// caller that writes to the store while holding a cursor must release it
+// first: a write that grows the file waits for every read transaction.
+func (c *eventCursor) Release() {
+	if c.tx == nil {
+		return
+	}
+	if c.valid {
+		c.last = append(c.last[:0], c.full...)
+		c.full = c.last
+		c.sealed = nil
+	}
+	_ = c.tx.Rollback()
+	c.tx, c.released = nil, true
+}
+
+// reacquire takes a new transaction after Release and restores the
+// position exactly: the current event is current again.
+func (c *eventCursor) reacquire() error {
+	if err := c.begin(); err != nil {
+		return err
+	}
+	c.released = false
+	if !c.valid {
+		if c.steps == 0 {
+			return c.position(nil, false)
+		}
+		return nil
+	}
+	if err := c.position(c.last, false); err != nil {
+		return err
+	}
+	if !c.fromTail {
+		if len(c.runs) == 0 || !bytes.Equal(c.runs[0].k, c.last) {
+			// The event went meanwhile (erased): nothing to move past.
+			c.valid = false
+			return nil
+		}
+		c.full, c.sealed = c.runs[0].k, c.runs[0].v
+	}
+	return nil
+}
+
 func (c *eventCursor) Next() bool {
-	if c.err != nil || c.tx == nil || c.done {
+	if c.err != nil || c.done {
 		return false
+	}
+	if c.tx == nil {
+		if !c.released {
+			return false
+		}
+		if err := c.reacquire(); err != nil {
+			c.err = err
+			return false
+		}
 	}
 	// Move past the current event first, so that a renewal below can
 	// resume strictly after it.
@@ -278,8 +345,18 @@ func (c *eventCursor) pick() bool {
 }
 
 func (c *eventCursor) SeekKey(key []byte) bool {
-	if c.err != nil || c.tx == nil {
+	if c.err != nil {
 		return false
+	}
+	if c.tx == nil {
+		if !c.released {
+			return false
+		}
+		if err := c.begin(); err != nil {
+			c.err = err
+			return false
+		}
+		c.released = false
 	}
 	if time.Since(c.txStart) > cursorRenewEvery {
 		_ = c.tx.Rollback()
@@ -304,6 +381,11 @@ func (c *eventCursor) EventTime() int64 { return readTime(c.full[len(c.full)-16:
 func (c *eventCursor) Seq() uint64      { return binary.BigEndian.Uint64(c.full[len(c.full)-8:]) }
 
 func (c *eventCursor) Values(dst []appliance.Value) ([]appliance.Value, error) {
+	if c.tx == nil && c.released {
+		if err := c.reacquire(); err != nil {
+			return dst[:0], err
+		}
+	}
 	if !c.valid {
 		return dst[:0], fmt.Errorf("read event values of %s: no current event", c.view.Key())
 	}

@@ -222,3 +222,49 @@ func TestEventsAfter_OnlyNewerEventsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// A released cursor lets writes through (a write that grows the file waits
+// for every read transaction) and carries on exactly where it was.
+func TestEvents_ReleaseBetweenEventsKeepsTheSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	v := defineView(t, s)
+	writeBatches(t, s, v, 6, 40, 13)
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writeBatches(t, s, v, 1, 20, 13)
+	want := expectedEvents(t, s, v)
+	c, err := s.Events(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got []cursorEvent
+	var vals []appliance.Value
+	for i := 0; c.Next(); i++ {
+		if i%3 == 0 {
+			c.Release() // before reading the values: they come back with a new transaction
+			writeBatches(t, s, v, 1, 40, 13)
+			if i%9 == 0 {
+				if err := s.Compact(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if vals, err = c.Values(vals); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, cursorEvent{string(c.Key()), c.EventTime(), c.Seq(), vals[0].Int})
+		if i%3 == 1 {
+			c.Release() // after: the next move takes a new transaction
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d events, want %d", len(got), len(want))
+	}
+}

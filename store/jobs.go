@@ -46,8 +46,10 @@ func (s *Store) nextJobID(tx *bolt.Tx) (string, error) {
 // PutJob implements appliance.JobStore. A job without an id is new: it gets
 // one, and its creation is audited (who started what).
 func (s *Store) PutJob(ctx context.Context, j *appliance.Job) error {
+	// Decided once: the write may run more than once (group commit), and
+	// each attempt of a new job takes its number afresh.
+	created := j.ID == ""
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		created := j.ID == ""
 		if created {
 			id, err := s.nextJobID(tx)
 			if err != nil {

@@ -369,16 +369,22 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err // the building run is dropped at the next open
 		}
+		// The chunk may run more than once (group commit re-runs it when a
+		// write sharing its transaction fails): it works on copies and the
+		// loop takes its results only once the transaction has committed.
+		var chunkAfter []byte
+		var chunkDone bool
 		err := s.update(ctx, func(tx *bolt.Tx) error {
+			chunkAfter, chunkDone = after, false
 			b := tx.Bucket(bucketEvents).Bucket(viewKey)
 			if b == nil {
-				done = true
+				chunkDone = true
 				return nil
 			}
 			rb := b.Bucket(keyRuns)
 			dst := rb.Bucket(runKey(target.ID))
 			if dst == nil {
-				done = true
+				chunkDone = true
 				return nil
 			}
 			dst.FillPercent = 1
@@ -393,20 +399,21 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 			for ; n < s.opts.Compaction.MergeChunkRows; n++ {
 				k, v, ok := m.next()
 				if !ok {
-					done = true
+					chunkDone = true
 					break
 				}
 				// v is still sealed: a merge never needs the values.
 				if err := dst.Put(k, slices.Clone(v)); err != nil {
 					return err
 				}
-				after = slices.Clone(k)
+				chunkAfter = slices.Clone(k)
 			}
 			return nil
 		}, nil)
 		if err != nil {
 			return false, err
 		}
+		after, done = chunkAfter, chunkDone
 	}
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents).Bucket(viewKey)

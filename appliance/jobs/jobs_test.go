@@ -407,3 +407,46 @@ func (s *countingStore) WriteOnline(ctx context.Context, w *appliance.OnlineWrit
 	s.rows.Add(int64(len(w.Rows)))
 	return s.Store.WriteOnline(ctx, w)
 }
+
+// A materialization writes while it reads: with a small initial map the
+// file grows under it, and a write that remaps waits for read transactions.
+// The job must release its cursor before writing, or it never finishes.
+func TestMaterialize_GrowingFileDoesNotDeadlock(t *testing.T) {
+	old := chunkRows
+	chunkRows = 500
+	t.Cleanup(func() { chunkRows = old })
+	ctx := context.Background()
+	s := storetest.Open(t, store.Options{InitialMmapBytes: 1 << 20})
+	if _, err := s.CreateEntity(ctx, &appliance.Entity{Name: "user", JoinKeys: []string{"user_id"}, ValueType: "int64"}); err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := s.ApplyFeatureView(ctx, &appliance.FeatureView{Name: "clicks", Entities: []string{"user"},
+		Features: []appliance.Feature{{Name: "n", Dtype: "int64"}, {Name: "pad", Dtype: "string"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 200)
+	rows := make([]appliance.Row, 20000)
+	for i := range rows {
+		rows[i] = appliance.Row{Key: ukey(int64(i)), EventTime: t0.UnixMicro(), Values: []appliance.Value{appliance.Int64Value(int64(i)), appliance.StringValue(pad)}}
+	}
+	if _, err := s.WriteRows(ctx, &appliance.WriteRequest{View: v, Rows: rows, OfflineOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	m := &Materializer{Registry: s, Features: s, Offline: s, Now: func() time.Time { return t0.Add(time.Hour) }}
+	r := New(s, m.Specs(), Options{Logger: quiet})
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	done := make(chan *appliance.Job, 1)
+	go func() {
+		j, _ := r.Run(ctx, KindMaterializeIncremental, nil, "")
+		done <- j
+	}()
+	select {
+	case j := <-done:
+		if j == nil || j.State != appliance.JobSucceeded {
+			t.Fatalf("job: %+v", j)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("materialization did not finish: deadlocked on the file's growth")
+	}
+}

@@ -324,6 +324,8 @@ func (m *Materializer) scan(ctx context.Context, jc appliance.JobControl, view *
 		if err != nil {
 			return err
 		}
+		// The write must not wait on our own read transaction.
+		cur.Release()
 		wr := &appliance.OnlineWrite{View: view, Rows: chunk, JobID: jc.Job().ID, Checkpoint: cp}
 		if final && watermark != nil {
 			wr.Watermark = watermark()

@@ -63,9 +63,17 @@ func NewRange(parts []Part, ev Events, start, end int64) (*Range, error) {
 // Columns are the output columns.
 func (r *Range) Columns() []Column { return r.cols }
 
+// emitBatch is how many rows Emit reads before it lets go of the store and
+// hands them on: the consumer may be a slow client, and a read transaction
+// held while it waits would hold up writes that grow the file.
+const emitBatch = 1024
+
 // Emit streams the rows; the row slice is reused between calls.
 func (r *Range) Emit(ctx context.Context, fn func(row []appliance.Value) error) error {
-	out := make([]appliance.Value, len(r.cols))
+	batch := make([][]appliance.Value, emitBatch)
+	for i := range batch {
+		batch[i] = make([]appliance.Value, len(r.cols))
+	}
 	var vals []appliance.Value
 	for pi := range r.parts {
 		p := &r.parts[pi]
@@ -75,12 +83,24 @@ func (r *Range) Emit(ctx context.Context, fn func(row []appliance.Value) error) 
 		}
 		err = func() error {
 			defer cur.Close()
-			clear(out)
+			n := 0
+			flush := func() error {
+				cur.Release()
+				for _, row := range batch[:n] {
+					if err := fn(row); err != nil {
+						return err
+					}
+				}
+				n = 0
+				return nil
+			}
 			for cur.Next() {
 				t := cur.EventTime()
 				if r.start != 0 && t < r.start || r.end != 0 && t >= r.end {
 					continue
 				}
+				out := batch[n]
+				clear(out)
 				key := cur.Key()
 				for k, jk := range p.View.JoinKeys {
 					var v appliance.Value
@@ -90,17 +110,22 @@ func (r *Range) Emit(ctx context.Context, fn func(row []appliance.Value) error) 
 					out[r.keyAt[pi][k]] = v
 				}
 				out[r.timeAt] = appliance.Value{Kind: appliance.KindTimestamp, Int: t}
-				if vals, err = cur.Values(vals); err != nil {
+				if vals, err = cur.Values(vals[:0]); err != nil {
 					return err
 				}
 				for k, fi := range p.Features {
 					out[r.featAt[pi]+k] = vals[fi]
 				}
-				if err := fn(out); err != nil {
-					return err
+				if n++; n == emitBatch {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 			}
-			return cur.Err()
+			if err := cur.Err(); err != nil {
+				return err
+			}
+			return flush()
 		}()
 		if err != nil {
 			return err
