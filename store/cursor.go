@@ -67,8 +67,8 @@ type eventCursor struct {
 	steps    int
 	done     bool // Next has returned false at the end
 	released bool // Release ended the transaction; the next use takes a new one
-	err   error
-	last  []byte // copy of full, to resume after renewing the transaction
+	err      error
+	last     []byte // copy of full, to resume after renewing the transaction
 }
 
 // Events implements appliance.OfflineStore.
