@@ -258,10 +258,14 @@ func (e *Experiment) Validate() error {
 			return Invalid(field+".cap", "must not be negative")
 		}
 		if m.CapPercentile != 0 {
-			// Percentile caps need the distribution of unit values, which the
-			// incremental aggregates do not keep yet: refused rather than
-			// silently ignored.
-			return Invalid(field+".cap_percentile", "percentile caps are not supported yet; give an absolute cap")
+			switch {
+			case m.CapPercentile <= 0 || m.CapPercentile >= 1:
+				return Invalid(field+".cap_percentile", "must be in (0, 1), e.g. 0.99")
+			case m.Cap > 0:
+				return Invalid(field+".cap_percentile", "give an absolute cap or a percentile cap, not both")
+			case m.Type != MetricMean:
+				return Invalid(field+".cap_percentile", "only a mean metric is capped; a binomial one is 0 or 1")
+			}
 		}
 	}
 	for i, s := range e.Shadow {

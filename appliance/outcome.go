@@ -45,6 +45,11 @@ type ExperimentData interface {
 	// ExposureCursor is the telemetry sequence through which exposures are
 	// recorded.
 	ExposureCursor(ctx context.Context) (uint64, error)
+	// CappedAggregates recomputes one metric's aggregates with each unit's
+	// value (and covariate) capped at the metric's CapPercentile of all
+	// exposed units' values, and returns the cap. It reads every unit of the
+	// experiment: a percentile cap cannot be kept incrementally.
+	CappedAggregates(ctx context.Context, e *Experiment, metric string) (float64, []Aggregate, error)
 	// PurgeEventIDs forgets at most limit event ids first seen before
 	// cutoff and reports how many it forgot.
 	PurgeEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error)

@@ -640,3 +640,74 @@ func (s *Store) PurgeEventIDs(ctx context.Context, cutoff time.Time, limit int) 
 	}, nil)
 	return n, err
 }
+
+// CappedAggregates implements appliance.ExperimentData.
+func (s *Store) CappedAggregates(_ context.Context, e *appliance.Experiment, metric string) (float64, []appliance.Aggregate, error) {
+	spec := metricSpec(e, metric)
+	if spec == nil || spec.CapPercentile <= 0 {
+		return 0, nil, fmt.Errorf("metric %s of %s has no percentile cap", metric, e.Name)
+	}
+	type unitValue struct {
+		arm    string
+		groups []string
+		y, x   float64
+	}
+	var units []unitValue
+	err := s.view(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketExpUnits)
+		if root == nil {
+			return nil
+		}
+		b := root.Bucket([]byte(e.Name))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			u, err := decodeExpUnit(v)
+			if err != nil {
+				return fmt.Errorf("unit %q of %s: %w", k, e.Name, err)
+			}
+			m := u.metric(metric)
+			y, x := m.values(spec) // uncapped: the metric has no absolute cap
+			units = append(units, unitValue{arm: u.arm, groups: u.groups(), y: y, x: x})
+			return nil
+		})
+	})
+	if err != nil || len(units) == 0 {
+		return 0, nil, err
+	}
+	ys := make([]float64, len(units))
+	for i, u := range units {
+		ys[i] = u.y
+	}
+	slices.Sort(ys)
+	// The value at the percentile's rank among all exposed units, as
+	// GrowthBook computes percentile caps over the whole experiment.
+	capAt := ys[min(len(ys)-1, int(math.Ceil(spec.CapPercentile*float64(len(ys))))-1)]
+	type key struct{ arm, group string }
+	acc := map[key]*appliance.Aggregate{}
+	var order []key
+	for _, u := range units {
+		y, x := min(u.y, capAt), min(u.x, capAt)
+		for _, g := range u.groups {
+			k := key{u.arm, g}
+			a := acc[k]
+			if a == nil {
+				a = &appliance.Aggregate{Arm: u.arm, Metric: metric, Group: g}
+				acc[k] = a
+				order = append(order, k)
+			}
+			a.N++
+			a.Sum += y
+			a.SumSq += y * y
+			a.SumX += x
+			a.SumXSq += x * x
+			a.SumXY += x * y
+		}
+	}
+	out := make([]appliance.Aggregate, 0, len(order))
+	for _, k := range order {
+		out = append(out, *acc[k])
+	}
+	return capAt, out, nil
+}

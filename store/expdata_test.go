@@ -190,3 +190,42 @@ func TestExperimentData_ReseedStartsANewPhase(t *testing.T) {
 		t.Fatalf("aggregates of the new phase: %+v", aggs)
 	}
 }
+
+func TestExperimentData_PercentileCap(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	e := &appliance.Experiment{Name: "exp", Model: "m", Unit: "user_id", State: appliance.ExperimentRunning, Coverage: 1,
+		Arms:    []appliance.Arm{{Name: "control", Version: 1, Weight: 0.5}, {Name: "treatment", Version: 2, Weight: 0.5}},
+		Metrics: []appliance.Metric{{Name: "revenue", Type: appliance.MetricMean, Direction: "increase", Role: "goal", CapPercentile: 0.9}}}
+	if err := s.CreateExperiment(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	var logs []appliance.ExposureLog
+	var events []appliance.OutcomeEvent
+	for i := 1; i <= 100; i++ {
+		unit := fmt.Sprintf("u%d", i)
+		logs = append(logs, appliance.ExposureLog{Experiment: "exp", Arm: e.Arms[i%2].Name, Unit: unit, Time: t0})
+		events = append(events, appliance.OutcomeEvent{Unit: unit, Metric: "revenue", Value: float64(i), Time: t0.Add(time.Hour).UnixMicro()})
+	}
+	if _, err := s.RecordExposures(ctx, logs, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordEvents(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+	capAt, aggs, err := s.CappedAggregates(ctx, e, "revenue")
+	if err != nil || capAt != 90 {
+		t.Fatalf("cap %v (%v), want 90", capAt, err)
+	}
+	want := map[string]float64{}
+	for i := 1; i <= 100; i++ {
+		want[e.Arms[i%2].Name] += math.Min(float64(i), 90)
+	}
+	for _, a := range aggs {
+		if a.Group == "" && (a.N != 50 || a.Sum != want[a.Arm]) {
+			t.Fatalf("%+v, want N 50 and sum %v", a, want[a.Arm])
+		}
+	}
+}

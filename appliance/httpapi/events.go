@@ -252,7 +252,7 @@ func (s *Server) experimentResults(c *fiber.Ctx) error {
 	default:
 		return appliance.Invalid("scale", "%q is not relative or absolute", v)
 	}
-	aggs, err := s.svc.ExperimentData.ExperimentAggregates(c.UserContext(), e.Name)
+	aggs, caps, err := results.Aggregates(c.UserContext(), s.svc.ExperimentData, e)
 	if err != nil {
 		return err
 	}
@@ -260,5 +260,6 @@ func (s *Server) experimentResults(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	rep.PercentileCaps = caps
 	return c.JSON(rep)
 }

@@ -24,6 +24,40 @@ type Report struct {
 	Result     *abtest.Result  `json:"result,omitempty"`
 	Note       string          `json:"note,omitempty"`
 	Guardrails []GuardrailNote `json:"breached_guardrails,omitempty"`
+	// PercentileCaps are the values each percentile-capped metric was capped
+	// at in this analysis.
+	PercentileCaps map[string]float64 `json:"percentile_caps,omitempty"`
+}
+
+// Aggregates reads an experiment's aggregates, recomputing those of
+// percentile-capped metrics with the cap of the units as they are now.
+func Aggregates(ctx context.Context, data appliance.ExperimentData, e *appliance.Experiment) ([]appliance.Aggregate, map[string]float64, error) {
+	aggs, err := data.ExperimentAggregates(ctx, e.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	var caps map[string]float64
+	for _, m := range e.Metrics {
+		if m.CapPercentile <= 0 {
+			continue
+		}
+		capAt, capped, err := data.CappedAggregates(ctx, e, m.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		kept := aggs[:0:0]
+		for _, a := range aggs {
+			if a.Metric != m.Name {
+				kept = append(kept, a)
+			}
+		}
+		aggs = append(kept, capped...)
+		if caps == nil {
+			caps = map[string]float64{}
+		}
+		caps[m.Name] = capAt
+	}
+	return aggs, caps, nil
 }
 
 // GuardrailNote names a breached guardrail.
@@ -295,7 +329,7 @@ func (m *Monitor) CheckGuardrails(ctx context.Context) error {
 		var reason, metric, arm string
 		var breached any
 		if hasGuardrail(e) {
-			aggs, err := m.Data.ExperimentAggregates(ctx, e.Name)
+			aggs, _, err := Aggregates(ctx, m.Data, e)
 			if err != nil {
 				return err
 			}
