@@ -411,6 +411,13 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 			return nil
 		}, nil)
 		if err != nil {
+			if ctx.Err() == nil {
+				// A half-built run would block every later merge of this
+				// view until a restart: drop it now (the sources are intact).
+				if cerr := s.update(ctx, s.dropBuildingRuns, nil); cerr != nil {
+					s.log.Warn("drop a half-built run", "view", string(viewKey), "err", cerr)
+				}
+			}
 			return false, err
 		}
 		after, done = chunkAfter, chunkDone

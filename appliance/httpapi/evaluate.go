@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -254,13 +253,9 @@ func (s *Server) evalParquet(ctx context.Context, body io.Reader, score func(fun
 	}
 	_ = os.Remove(f.Name())
 	defer f.Close()
-	size, err := io.Copy(f, body)
+	size, err := spoolBody(f, body)
 	if err != nil {
-		var ae *appliance.Error
-		if errors.As(err, &ae) {
-			return err
-		}
-		return appliance.Invalid("body", "reading the body: %v", err)
+		return err
 	}
 	pf, err := tabular.OpenParquet(f, size)
 	if err != nil {

@@ -474,12 +474,9 @@ func (s *Server) readParquetEntityRows(ctx context.Context, body io.Reader, spoo
 	}
 	_ = os.Remove(f.Name())
 	defer f.Close()
-	size, err := io.Copy(f, body)
+	size, err := spoolBody(f, body)
 	if err != nil {
-		if appliance.ErrorCode(err) == appliance.ETOOLARGE {
-			return err
-		}
-		return appliance.Invalid("body", "reading the body: %v", err)
+		return err
 	}
 	pf, err := tabular.OpenParquet(f, size)
 	if err != nil {

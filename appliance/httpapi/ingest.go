@@ -164,9 +164,9 @@ func decodeParquetBody(ctx context.Context, spoolDir string, body io.Reader, vie
 	if err := os.Remove(f.Name()); err != nil {
 		defer os.Remove(f.Name())
 	}
-	size, err := io.Copy(f, body)
+	size, err := spoolBody(f, body)
 	if err != nil {
-		return nil, fmt.Errorf("spool parquet body: %w", err) // keeps ETOOLARGE
+		return nil, err
 	}
 	return ingest.DecodeParquet(ctx, f, size, view, ingest.Options{MaxBytes: limit})
 }

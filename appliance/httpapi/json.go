@@ -267,3 +267,29 @@ func appendTimestamp(dst []byte, micros int64) []byte {
 	}
 	return t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
 }
+
+// spoolBody copies a request body to a temporary file. A failure to read
+// the body is the client's (400, or 413 over the limit); a failure to write
+// the file is the node's (a full disk: 500).
+func spoolBody(f io.Writer, body io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		m, rerr := body.Read(buf)
+		if m > 0 {
+			if _, werr := f.Write(buf[:m]); werr != nil {
+				return n, fmt.Errorf("spool the body to disk: %w", werr)
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			if appliance.ErrorCode(rerr) == appliance.ETOOLARGE {
+				return n, rerr
+			}
+			return n, appliance.Invalid("body", "reading the body: %v", rerr)
+		}
+	}
+}
