@@ -28,15 +28,17 @@ type EventsResult struct {
 	Accepted       int      `json:"accepted"`
 	Duplicates     []string `json:"duplicates"`      // event ids seen before, within the window: not counted again
 	UnknownMetrics []string `json:"unknown_metrics"` // no experiment measures them: stored, not counted
-	Attributed     int      `json:"attributed"`      // events that changed a running experiment's results
 }
 
 // ExperimentData keeps outcome events, exposures and the incremental
 // aggregates that results are computed from.
 type ExperimentData interface {
-	// RecordEvents stores events durably and updates the aggregates of every
-	// running experiment that exposed their unit.
+	// RecordEvents stores events durably (an append to the outcome log);
+	// FoldEvents later folds them into the aggregates of every experiment
+	// that exposed their unit.
 	RecordEvents(ctx context.Context, events []OutcomeEvent) (*EventsResult, error)
+	// FoldEvents folds at most limit logged events and reports how many.
+	FoldEvents(ctx context.Context, limit int) (int, error)
 	// RecordExposures records first exposures (later ones of a unit are
 	// ignored: assignment is sticky) and folds the unit's stored events into
 	// the aggregates. throughSeq, when not 0, becomes the exposure cursor in

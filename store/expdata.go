@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -243,16 +244,149 @@ func subBucket(tx *bolt.Tx, root []byte, name string) (*bolt.Bucket, error) {
 	return r.CreateBucketIfNotExists([]byte(name))
 }
 
-// RecordEvents implements appliance.ExperimentData.
-//
-// A batch is applied in one transaction with its state in memory: each
-// touched unit is decoded once and written once, each aggregate key is
-// read once and written once, and outcomes are inserted in key order, so
-// that a batch of 10,000 events costs a few thousand page writes rather
-// than tens of thousands.
+// outcome_log: u64(n) → one event as received, appended in order: the
+// durable path of POST /events. FoldEvents moves logged events into the
+// per-unit outcomes, unit states and aggregates in large batches, so that
+// random updates keyed by unit are paid once per fold, not per request.
+var (
+	bucketOutcomeLog = []byte("outcome_log")
+	keyFoldCursor    = []byte("fold_cursor")
+)
+
+func encodeLogEvent(ev *appliance.OutcomeEvent) []byte {
+	b := appendStr(nil, ev.Metric)
+	b = appendStr(b, ev.Unit)
+	b = binary.BigEndian.AppendUint64(b, uint64(ev.Time))
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(ev.Value))
+	return appendStr(b, ev.EventID)
+}
+
+func decodeLogEvent(b []byte) (appliance.OutcomeEvent, error) {
+	var ev appliance.OutcomeEvent
+	var err error
+	if ev.Metric, b, err = readString(b); err != nil {
+		return ev, err
+	}
+	if ev.Unit, b, err = readString(b); err != nil {
+		return ev, err
+	}
+	if len(b) < 16 {
+		return ev, errCorruptRecord
+	}
+	ev.Time = int64(binary.BigEndian.Uint64(b))
+	ev.Value = math.Float64frombits(binary.BigEndian.Uint64(b[8:]))
+	ev.EventID, _, err = readString(b[16:])
+	return ev, err
+}
+
+// RecordEvents implements appliance.ExperimentData: the events are
+// appended to the outcome log, durable when it returns, and folded into
+// the aggregates within about a second. Duplicates already folded (or
+// repeated within the request) are reported and not logged; a retry racing
+// its original is logged twice and counted once, at fold time.
 func (s *Store) RecordEvents(ctx context.Context, events []appliance.OutcomeEvent) (*appliance.EventsResult, error) {
-	// Outcome keys sorted outside the transaction: bbolt fills pages in
-	// order instead of splitting them at random.
+	res := &appliance.EventsResult{}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		*res = appliance.EventsResult{Duplicates: []string{}, UnknownMetrics: []string{}}
+		ec, err := s.experimentsForData(tx)
+		if err != nil {
+			return err
+		}
+		ids := tx.Bucket(bucketEventIDs)
+		lb, err := tx.CreateBucketIfNotExists(bucketOutcomeLog)
+		if err != nil {
+			return err
+		}
+		lb.FillPercent = 1 // appends only
+		now := s.now().UnixMicro()
+		seen := map[string]bool{}
+		unknown := map[string]bool{}
+		for i := range events {
+			ev := &events[i]
+			if ev.EventID != "" {
+				if seen[ev.EventID] {
+					res.Duplicates = append(res.Duplicates, ev.EventID)
+					continue
+				}
+				if ids != nil {
+					if v := ids.Get([]byte(ev.EventID)); len(v) == 8 && now-int64(binary.BigEndian.Uint64(v)) < appliance.EventIDWindow.Microseconds() {
+						res.Duplicates = append(res.Duplicates, ev.EventID)
+						continue
+					}
+				}
+				seen[ev.EventID] = true
+			}
+			n, err := lb.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := lb.Put(u64(n), encodeLogEvent(ev)); err != nil {
+				return err
+			}
+			res.Accepted++
+			if len(ec.byMetric[ev.Metric]) == 0 && !unknown[ev.Metric] {
+				unknown[ev.Metric] = true
+				res.UnknownMetrics = append(res.UnknownMetrics, ev.Metric)
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// FoldEvents implements appliance.ExperimentData.
+func (s *Store) FoldEvents(ctx context.Context, limit int) (int, error) {
+	folded := 0
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		folded = 0
+		lb := tx.Bucket(bucketOutcomeLog)
+		if lb == nil {
+			return nil
+		}
+		mb, err := tx.CreateBucketIfNotExists(bucketExpMeta)
+		if err != nil {
+			return err
+		}
+		var after uint64
+		if v := mb.Get(keyFoldCursor); len(v) == 8 {
+			after = binary.BigEndian.Uint64(v)
+		}
+		var events []appliance.OutcomeEvent
+		var last uint64
+		c := lb.Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(events) < limit; k, v = c.Next() {
+			ev, err := decodeLogEvent(v)
+			if err != nil {
+				return fmt.Errorf("outcome log %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			events = append(events, ev)
+			last = binary.BigEndian.Uint64(k)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		if err := s.foldTx(tx, events); err != nil {
+			return err
+		}
+		// Folded entries leave the log: it holds only what is pending.
+		for k, _ := c.Seek(u64(after + 1)); k != nil && binary.BigEndian.Uint64(k) <= last; k, _ = c.Seek(u64(after + 1)) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		folded = len(events)
+		return mb.Put(keyFoldCursor, u64(last))
+	}, nil)
+	return folded, err
+}
+
+// foldTx applies events to the per-unit outcomes, unit states and
+// aggregates: each touched unit is decoded once and written once, each
+// aggregate key read once and written once, outcomes inserted in key order.
+func (s *Store) foldTx(tx *bolt.Tx, events []appliance.OutcomeEvent) error {
 	order := make([]int, len(events))
 	for i := range order {
 		order[i] = i
@@ -270,88 +404,77 @@ func (s *Store) RecordEvents(ctx context.Context, events []appliance.OutcomeEven
 		}
 		return cmp.Compare(ex.Time, ey.Time)
 	})
-	res := &appliance.EventsResult{}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		*res = appliance.EventsResult{Duplicates: []string{}, UnknownMetrics: []string{}}
-		ec, err := s.experimentsForData(tx)
-		if err != nil {
-			return err
-		}
-		ids, err := tx.CreateBucketIfNotExists(bucketEventIDs)
-		if err != nil {
-			return err
-		}
-		idsT, err := tx.CreateBucketIfNotExists(bucketEventIDsT)
-		if err != nil {
-			return err
-		}
-		w := &eventWriter{tx: tx, units: map[string]*batchUnit{}, aggs: map[string]map[string]*aggDelta{}}
-		unknown := map[string]bool{}
-		now := s.now().UnixMicro()
-		dup := make([]bool, len(events))
-		for i := range events {
-			ev := &events[i]
-			if ev.EventID == "" {
-				continue
-			}
-			if v := ids.Get([]byte(ev.EventID)); len(v) == 8 && now-int64(binary.BigEndian.Uint64(v)) < appliance.EventIDWindow.Microseconds() {
-				res.Duplicates = append(res.Duplicates, ev.EventID)
-				dup[i] = true
-				continue
-			}
-			if err := ids.Put([]byte(ev.EventID), binary.BigEndian.AppendUint64(nil, uint64(now))); err != nil {
-				return err
-			}
-			if err := idsT.Put(append(appendTime(nil, now), ev.EventID...), nil); err != nil {
-				return err
-			}
-		}
-		var key []byte
-		var ob *bolt.Bucket
-		obMetric := ""
-		for _, i := range order {
-			if dup[i] {
-				continue
-			}
-			ev := &events[i]
-			if ob == nil || obMetric != ev.Metric {
-				if ob, err = subBucket(tx, bucketOutcomes, ev.Metric); err != nil {
-					return err
-				}
-				obMetric = ev.Metric
-			}
-			n, _ := ob.NextSequence()
-			key = appendStr(key[:0], ev.Unit)
-			key = appendTime(key, ev.Time)
-			key = binary.BigEndian.AppendUint64(key, n)
-			if err := ob.Put(bytes.Clone(key), binary.BigEndian.AppendUint64(nil, math.Float64bits(ev.Value))); err != nil {
-				return err
-			}
-			res.Accepted++
-			exps := ec.byMetric[ev.Metric]
-			if len(exps) == 0 {
-				if !unknown[ev.Metric] {
-					unknown[ev.Metric] = true
-					res.UnknownMetrics = append(res.UnknownMetrics, ev.Metric)
-				}
-				continue
-			}
-			for _, e := range exps {
-				counted, err := w.attribute(e, ev)
-				if err != nil {
-					return err
-				}
-				if counted {
-					res.Attributed++
-				}
-			}
-		}
-		return w.flush()
-	}, nil)
+	ec, err := s.experimentsForData(tx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return res, nil
+	ids, err := tx.CreateBucketIfNotExists(bucketEventIDs)
+	if err != nil {
+		return err
+	}
+	idsT, err := tx.CreateBucketIfNotExists(bucketEventIDsT)
+	if err != nil {
+		return err
+	}
+	w := &eventWriter{tx: tx, units: map[string]*batchUnit{}, aggs: map[string]map[string]*aggDelta{}}
+	now := s.now().UnixMicro()
+	dup := make([]bool, len(events))
+	fresh := map[string]bool{}
+	for i := range events { // in arrival order: the first of two copies counts
+		ev := &events[i]
+		if ev.EventID == "" {
+			continue
+		}
+		if fresh[ev.EventID] {
+			dup[i] = true
+			continue
+		}
+		if v := ids.Get([]byte(ev.EventID)); len(v) == 8 && now-int64(binary.BigEndian.Uint64(v)) < appliance.EventIDWindow.Microseconds() {
+			dup[i] = true
+			continue
+		}
+		fresh[ev.EventID] = true
+	}
+	// Inserted in key order: bbolt splits nodes only at commit, so keys
+	// inserted at random into one growing node cost a copy of it each.
+	newIDs := slices.Sorted(maps.Keys(fresh))
+	stamp := binary.BigEndian.AppendUint64(nil, uint64(now))
+	for _, id := range newIDs {
+		if err := ids.Put([]byte(id), stamp); err != nil {
+			return err
+		}
+		if err := idsT.Put(append(appendTime(nil, now), id...), nil); err != nil {
+			return err
+		}
+	}
+	var key []byte
+	var ob *bolt.Bucket
+	obMetric := ""
+	for _, i := range order {
+		if dup[i] {
+			continue
+		}
+		ev := &events[i]
+		if ob == nil || obMetric != ev.Metric {
+			if ob, err = subBucket(tx, bucketOutcomes, ev.Metric); err != nil {
+				return err
+			}
+			obMetric = ev.Metric
+		}
+		n, _ := ob.NextSequence()
+		key = appendStr(key[:0], ev.Unit)
+		key = appendTime(key, ev.Time)
+		key = binary.BigEndian.AppendUint64(key, n)
+		if err := ob.Put(bytes.Clone(key), binary.BigEndian.AppendUint64(nil, math.Float64bits(ev.Value))); err != nil {
+			return err
+		}
+		for _, e := range ec.byMetric[ev.Metric] {
+			if _, err := w.attribute(e, ev); err != nil {
+				return err
+			}
+		}
+	}
+	return w.flush()
 }
 
 // eventWriter holds one batch's unit states and aggregate changes.
@@ -444,7 +567,10 @@ func (w *eventWriter) attribute(e *appliance.Experiment, ev *appliance.OutcomeEv
 
 // flush writes the changed unit states and aggregates.
 func (w *eventWriter) flush() error {
-	for _, bu := range w.units {
+	// In key order, for the same reason as the event ids.
+	keys := slices.Sorted(maps.Keys(w.units))
+	for _, k := range keys {
+		bu := w.units[k]
 		if bu == nil || !bu.dirty {
 			continue
 		}

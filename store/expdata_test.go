@@ -51,6 +51,9 @@ func TestExperimentData_AggregatesMatchNaive(t *testing.T) {
 	if _, err := s.RecordEvents(ctx, events[:half]); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.FoldEvents(ctx, 1<<30); err != nil {
+		t.Fatal(err)
+	}
 	var logs []appliance.ExposureLog
 	for unit, x := range units {
 		logs = append(logs, appliance.ExposureLog{Experiment: "exp", Arm: x.arm, Unit: unit, Time: x.at, Attributes: map[string]string{"country": x.country}})
@@ -59,12 +62,20 @@ func TestExperimentData_AggregatesMatchNaive(t *testing.T) {
 	if n, err := s.RecordExposures(ctx, logs, 0); err != nil || n != len(units) {
 		t.Fatalf("recorded %d new units (%v), want %d", n, err, len(units))
 	}
+	if _, err := s.FoldEvents(ctx, 37); err != nil { // a part now, the rest below: batches fold independently
+		t.Fatal(err)
+	}
 	res, err := s.RecordEvents(ctx, append(events[half:], events[:10]...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Duplicates) != 10 || len(res.UnknownMetrics) != 1 || res.UnknownMetrics[0] != "unrelated" {
 		t.Fatalf("second batch: %+v", res)
+	}
+	// Retries of events already folded are reported at once; the others
+	// are logged and discarded when folded.
+	if _, err := s.FoldEvents(ctx, 1<<30); err != nil {
+		t.Fatal(err)
 	}
 
 	// Naive: per unit and metric, sum post and pre events, then aggregate.
@@ -130,23 +141,28 @@ func TestExperimentData_PurgeEventIDs(t *testing.T) {
 	ev := func(id string) []appliance.OutcomeEvent {
 		return []appliance.OutcomeEvent{{Unit: "u", Metric: "m", Value: 1, Time: now.UnixMicro(), EventID: id}}
 	}
-	for _, id := range []string{"a", "b"} {
-		if _, err := s.RecordEvents(ctx, ev(id)); err != nil {
+	record := func(evs []appliance.OutcomeEvent) *appliance.EventsResult {
+		t.Helper()
+		res, err := s.RecordEvents(ctx, evs)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if _, err := s.FoldEvents(ctx, 1<<30); err != nil {
+			t.Fatal(err)
+		}
+		return res
 	}
+	record(ev("a"))
+	record(ev("b"))
 	now = now.Add(8 * 24 * time.Hour)
-	if _, err := s.RecordEvents(ctx, ev("c")); err != nil {
-		t.Fatal(err)
-	}
+	record(ev("c"))
 	n, err := s.PurgeEventIDs(ctx, now.Add(-appliance.EventIDWindow), 100)
 	if err != nil || n != 2 {
 		t.Fatalf("purged %d (%v), want 2", n, err)
 	}
 	// "a" may be sent again (a new event after the window); "c" is still a duplicate.
-	res, err := s.RecordEvents(ctx, append(ev("a"), ev("c")...))
-	if err != nil || len(res.Duplicates) != 1 || res.Duplicates[0] != "c" {
-		t.Fatalf("after purge: %+v %v", res, err)
+	if res := record(append(ev("a"), ev("c")...)); len(res.Duplicates) != 1 || res.Duplicates[0] != "c" {
+		t.Fatalf("after purge: %+v", res)
 	}
 }
 
@@ -215,6 +231,9 @@ func TestExperimentData_PercentileCap(t *testing.T) {
 	if _, err := s.RecordEvents(ctx, events); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.FoldEvents(ctx, 1<<30); err != nil {
+		t.Fatal(err)
+	}
 	capAt, aggs, err := s.CappedAggregates(ctx, e, "revenue")
 	if err != nil || capAt != 90 {
 		t.Fatalf("cap %v (%v), want 90", capAt, err)
@@ -227,5 +246,39 @@ func TestExperimentData_PercentileCap(t *testing.T) {
 		if a.Group == "" && (a.N != 50 || a.Sum != want[a.Arm]) {
 			t.Fatalf("%+v, want N 50 and sum %v", a, want[a.Arm])
 		}
+	}
+}
+
+// A retry racing its original (both logged before either is folded) counts
+// once.
+func TestExperimentData_RacingRetryCountsOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	e := &appliance.Experiment{Name: "exp", Model: "m", Unit: "user_id", State: appliance.ExperimentRunning, Coverage: 1,
+		Arms:    []appliance.Arm{{Name: "control", Version: 1, Weight: 0.5}, {Name: "treatment", Version: 2, Weight: 0.5}},
+		Metrics: []appliance.Metric{{Name: "revenue", Type: appliance.MetricMean, Direction: "increase", Role: "goal"}}}
+	if err := s.CreateExperiment(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordExposures(ctx, []appliance.ExposureLog{{Experiment: "exp", Arm: "control", Unit: "u", Time: t0}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	ev := []appliance.OutcomeEvent{{Unit: "u", Metric: "revenue", Value: 5, Time: t0.Add(time.Hour).UnixMicro(), EventID: "p-1"}}
+	for range 2 {
+		if res, err := s.RecordEvents(ctx, ev); err != nil || res.Accepted != 1 {
+			t.Fatalf("%+v %v", res, err)
+		}
+	}
+	if n, err := s.FoldEvents(ctx, 100); err != nil || n != 2 {
+		t.Fatalf("folded %d (%v)", n, err)
+	}
+	aggs, _ := s.ExperimentAggregates(ctx, "exp")
+	if len(aggs) != 1 || aggs[0].Sum != 5 {
+		t.Fatalf("aggregates %+v, want a sum of 5", aggs)
+	}
+	if n, _ := s.FoldEvents(ctx, 100); n != 0 {
+		t.Fatalf("folded %d again", n)
 	}
 }

@@ -88,10 +88,16 @@ func TestExperiments_EventsResultsAndGuardrail(t *testing.T) {
 	if r["accepted"].(float64) < 2000 || len(r["unknown_metrics"].([]any)) != 1 {
 		t.Fatalf("events: %v", r)
 	}
+	if err := mon.Fold(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	// A retry of the same batch counts nothing twice.
 	again := n.do("POST", "/api/v1/events", adminSecret, "application/x-ndjson", ndjson.Bytes()).json(t)
-	if again["attributed"].(float64) != 0 || len(again["duplicates"].([]any)) < 2000 {
+	if len(again["duplicates"].([]any)) < 2000 {
 		t.Fatalf("retry: %v", again)
+	}
+	if err := mon.Fold(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	rep := n.admin("GET", "/api/v1/experiments/checkout/results", nil, 200).json(t)
 	res := rep["result"].(map[string]any)

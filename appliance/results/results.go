@@ -236,6 +236,9 @@ func (m *Monitor) run(ctx context.Context) {
 		if err := m.ConsumeExposures(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Warn("consume exposures", "err", err)
 		}
+		if err := m.Fold(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Warn("fold events", "err", err)
+		}
 		if time.Since(lastPurge) >= 10*time.Minute {
 			lastPurge = time.Now()
 			// Event ids older than the dedup window, a bounded chunk at a time.
@@ -313,6 +316,21 @@ func (m *Monitor) ConsumeExposures(ctx context.Context) error {
 // error rate and p99 latency are judged: a handful of slow first calls
 // (a module compiling) must not stop an experiment.
 const minGuardrailRequests = 100
+
+// foldBatch is how many events one fold transaction takes: large, so that
+// the random updates keyed by unit are shared by many events.
+const foldBatch = 50000
+
+// Fold folds every logged event into the aggregates, a batch per
+// transaction.
+func (m *Monitor) Fold(ctx context.Context) error {
+	for {
+		n, err := m.Data.FoldEvents(ctx, foldBatch)
+		if err != nil || n < foldBatch {
+			return err
+		}
+	}
+}
 
 // CheckGuardrails stops every running experiment with a breached guardrail:
 // a guardrail metric significantly worse for an arm under the sequential
