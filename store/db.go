@@ -474,3 +474,30 @@ func (s *Store) audit(ctx context.Context, tx *bolt.Tx, rec appliance.AuditRecor
 	}
 	return meta.Put(keyAuditHead, []byte(e.Hash))
 }
+
+// lazyBuckets returns a root bucket and its named children, created on
+// first use in a write transaction (stores made before them need no
+// migration); in a read transaction of a store that has none, ok is false.
+func lazyBuckets(tx *bolt.Tx, root []byte, children ...[]byte) (*bolt.Bucket, []*bolt.Bucket, bool, error) {
+	subs := make([]*bolt.Bucket, len(children))
+	if !tx.Writable() {
+		r := tx.Bucket(root)
+		if r == nil {
+			return nil, subs, false, nil
+		}
+		for i, k := range children {
+			subs[i] = r.Bucket(k)
+		}
+		return r, subs, true, nil
+	}
+	r, err := tx.CreateBucketIfNotExists(root)
+	if err != nil {
+		return nil, subs, false, err
+	}
+	for i, k := range children {
+		if subs[i], err = r.CreateBucketIfNotExists(k); err != nil {
+			return nil, subs, false, err
+		}
+	}
+	return r, subs, true, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -79,7 +80,7 @@ func (s *Store) UpdateExperiment(ctx context.Context, name, action string, chang
 			return fmt.Errorf("BUG: experiment update renamed %s to %s", name, next.Name)
 		}
 		next.UpdatedAt = s.now().UTC()
-		if next.HashSeed() != cur.HashSeed() || !sameArms(cur, next) || !cur.SameMetrics(next) {
+		if next.HashSeed() != cur.HashSeed() || !slices.Equal(cur.Arms, next.Arms) || !cur.SameMetrics(next) {
 			// A new seed (or new arms) reassigns every unit: the results so
 			// far belong to the old assignment, so a new phase starts with
 			// no units and no aggregates. The events themselves stay.
@@ -102,18 +103,6 @@ func (s *Store) UpdateExperiment(ctx context.Context, name, action string, chang
 		return nil, err
 	}
 	return out, nil
-}
-
-func sameArms(a, b *appliance.Experiment) bool {
-	if len(a.Arms) != len(b.Arms) {
-		return false
-	}
-	for i := range a.Arms {
-		if a.Arms[i] != b.Arms[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Experiment implements appliance.ExperimentStore.

@@ -34,27 +34,8 @@ type scheduleBuckets struct {
 // scheduleBucketsTx returns the buckets, creating them in a write
 // transaction; ok is false in a read transaction of a store that has none.
 func scheduleBucketsTx(tx *bolt.Tx) (scheduleBuckets, bool, error) {
-	var sb scheduleBuckets
-	if !tx.Writable() {
-		if sb.root = tx.Bucket(bucketSchedules); sb.root == nil {
-			return sb, false, nil
-		}
-		sb.defs, sb.state, sb.runs = sb.root.Bucket(keyScheduleDefs), sb.root.Bucket(keyScheduleSt), sb.root.Bucket(keyScheduleRuns)
-		return sb, true, nil
-	}
-	var err error
-	if sb.root, err = tx.CreateBucketIfNotExists(bucketSchedules); err != nil {
-		return sb, false, err
-	}
-	for _, p := range []struct {
-		b   **bolt.Bucket
-		key []byte
-	}{{&sb.defs, keyScheduleDefs}, {&sb.state, keyScheduleSt}, {&sb.runs, keyScheduleRuns}} {
-		if *p.b, err = sb.root.CreateBucketIfNotExists(p.key); err != nil {
-			return sb, false, err
-		}
-	}
-	return sb, true, nil
+	root, subs, ok, err := lazyBuckets(tx, bucketSchedules, keyScheduleDefs, keyScheduleSt, keyScheduleRuns)
+	return scheduleBuckets{root: root, defs: subs[0], state: subs[1], runs: subs[2]}, ok, err
 }
 
 // PutSchedule implements appliance.ScheduleStore.

@@ -54,27 +54,8 @@ type webhookBuckets struct {
 // webhookBucketsTx returns the buckets, creating them in a write
 // transaction; ok is false in a read transaction of a store that has none.
 func webhookBucketsTx(tx *bolt.Tx) (webhookBuckets, bool, error) {
-	var wb webhookBuckets
-	if !tx.Writable() {
-		if wb.root = tx.Bucket(bucketWebhooks); wb.root == nil {
-			return wb, false, nil
-		}
-		wb.defs, wb.outbox, wb.due = wb.root.Bucket(keyWebhookDefs), wb.root.Bucket(keyWebhookOutbox), wb.root.Bucket(keyWebhookDueList)
-		return wb, true, nil
-	}
-	var err error
-	if wb.root, err = tx.CreateBucketIfNotExists(bucketWebhooks); err != nil {
-		return wb, false, err
-	}
-	for _, p := range []struct {
-		b   **bolt.Bucket
-		key []byte
-	}{{&wb.defs, keyWebhookDefs}, {&wb.outbox, keyWebhookOutbox}, {&wb.due, keyWebhookDueList}} {
-		if *p.b, err = wb.root.CreateBucketIfNotExists(p.key); err != nil {
-			return wb, false, err
-		}
-	}
-	return wb, true, nil
+	root, subs, ok, err := lazyBuckets(tx, bucketWebhooks, keyWebhookDefs, keyWebhookOutbox, keyWebhookDueList)
+	return webhookBuckets{root: root, defs: subs[0], outbox: subs[1], due: subs[2]}, ok, err
 }
 
 func dueKey(at time.Time, id uint64) []byte {

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime"
-	"os"
 	"strconv"
 	"strings"
 
@@ -247,16 +245,11 @@ func evalCSV(body io.Reader, score func(func(string) (appliance.Value, bool)) er
 }
 
 func (s *Server) evalParquet(ctx context.Context, body io.Reader, score func(func(string) (appliance.Value, bool)) error) error {
-	f, err := os.CreateTemp(s.cfg.SpoolDir, "mlnode-eval-*.parquet")
-	if err != nil {
-		return fmt.Errorf("spool upload: %w", err)
-	}
-	_ = os.Remove(f.Name())
-	defer f.Close()
-	size, err := spoolBody(f, body)
+	f, size, err := spoolFile(s.cfg.SpoolDir, body)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	pf, err := tabular.OpenParquet(f, size)
 	if err != nil {
 		return err

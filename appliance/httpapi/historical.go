@@ -10,7 +10,6 @@ import (
 	"io"
 	"math"
 	"mime"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -468,16 +467,11 @@ func csvErr(err error) error {
 // readParquetEntityRows spools the body to a file (Parquet's footer is at
 // its end) and reads the entity rows from it.
 func (s *Server) readParquetEntityRows(ctx context.Context, body io.Reader, spool *pit.Spool) error {
-	f, err := os.CreateTemp(s.cfg.SpoolDir, "mlnode-upload-*.parquet")
-	if err != nil {
-		return fmt.Errorf("spool upload: %w", err)
-	}
-	_ = os.Remove(f.Name())
-	defer f.Close()
-	size, err := spoolBody(f, body)
+	f, size, err := spoolFile(s.cfg.SpoolDir, body)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	pf, err := tabular.OpenParquet(f, size)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	"github.com/gofiber/fiber/v2"
@@ -156,18 +155,11 @@ func (s *Server) ingestRows(c *fiber.Ctx) error {
 // unlinked at once, so that it goes with its handle whatever happens. Its
 // rows may come to no more than limit bytes as text, as a text body.
 func decodeParquetBody(ctx context.Context, spoolDir string, body io.Reader, view *appliance.FeatureView, limit int64) (*ingest.Batch, error) {
-	f, err := os.CreateTemp(spoolDir, "mlnode-ingest-*.parquet")
-	if err != nil {
-		return nil, fmt.Errorf("spool parquet body: %w", err)
-	}
-	defer f.Close()
-	if err := os.Remove(f.Name()); err != nil {
-		defer os.Remove(f.Name())
-	}
-	size, err := spoolBody(f, body)
+	f, size, err := spoolFile(spoolDir, body)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
 	return ingest.DecodeParquet(ctx, f, size, view, ingest.Options{MaxBytes: limit})
 }
 

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -92,12 +91,8 @@ func (s *Server) listJobs(c *fiber.Ctx) error {
 	default:
 		return appliance.Invalid("state", "%q is not queued, running, succeeded, failed or cancelled", f.State)
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return appliance.Invalid("limit", "must be an integer from 1 to 1000")
-		}
-		f.Limit = n
+	if f.Limit, err = limitQuery(c); err != nil {
+		return err
 	}
 	list, err := runner.Jobs(c.UserContext(), f)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"mime"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -266,6 +267,27 @@ func appendTimestamp(dst []byte, micros int64) []byte {
 		return t.AppendFormat(dst, "2006-01-02T15:04:05.000Z")
 	}
 	return t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
+}
+
+// spoolFile copies a request body to a temporary file in dir, unlinked at
+// once so that it goes with its handle whatever happens; Parquet is read
+// from its footer, so a Parquet body is read from such a file. The caller
+// closes it.
+func spoolFile(dir string, body io.Reader) (*os.File, int64, error) {
+	f, err := os.CreateTemp(dir, "mlnode-upload-*.parquet")
+	if err != nil {
+		return nil, 0, fmt.Errorf("spool the body: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("spool the body: %w", err)
+	}
+	size, err := spoolBody(f, body)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, size, nil
 }
 
 // spoolBody copies a request body to a temporary file. A failure to read
