@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"maps"
 	"math"
 	"math/bits"
 	"sync"
@@ -70,11 +71,13 @@ func (a *ArmStats) Snapshot() (requests, errors int64, p99 time.Duration) {
 	return requests, errors, 0
 }
 
-// armStatsMap holds the ArmStats of every experiment arm seen. A struct
-// key under a read lock: a lookup on the predict path allocates nothing.
+// armStatsMap holds the ArmStats of every experiment arm seen. Lookups on
+// the predict path read an immutable map through an atomic pointer (no
+// lock, no allocation); a new arm copies the map, which happens once per
+// arm and phase.
 type armStatsMap struct {
-	mu sync.RWMutex
-	m  map[armKey]*ArmStats
+	m  atomic.Pointer[map[armKey]*ArmStats]
+	mu sync.Mutex // one copy at a time
 }
 
 type armKey struct {
@@ -84,21 +87,25 @@ type armKey struct {
 
 func (s *armStatsMap) get(experiment, arm string, phase int64) *ArmStats {
 	k := armKey{experiment, arm, phase}
-	s.mu.RLock()
-	a := s.m[k]
-	s.mu.RUnlock()
-	if a != nil {
-		return a
+	if m := s.m.Load(); m != nil {
+		if a := (*m)[k]; a != nil {
+			return a
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a = s.m[k]; a == nil {
-		if s.m == nil {
-			s.m = map[armKey]*ArmStats{}
+	var next map[armKey]*ArmStats
+	if m := s.m.Load(); m != nil {
+		if a := (*m)[k]; a != nil {
+			return a
 		}
-		a = &ArmStats{}
-		s.m[k] = a
+		next = maps.Clone(*m)
+	} else {
+		next = map[armKey]*ArmStats{}
 	}
+	a := &ArmStats{}
+	next[k] = a
+	s.m.Store(&next)
 	return a
 }
 

@@ -375,10 +375,11 @@ type UnitSource interface {
 }
 
 // ExperimentRouter finds the running experiment a unit of a model is in.
-// units looks up the experiment's unit attribute in the request; a nil
-// Route means no experiment takes the unit (it gets the production alias).
+// units looks up the experiment's unit attribute in the request; false
+// means no experiment takes the unit (it gets the production alias). The
+// route is a value: predict keeps it on its stack.
 type ExperimentRouter interface {
-	Route(ctx context.Context, model string, units UnitSource, attrs map[string]any) (*Route, error)
+	Route(ctx context.Context, model string, units UnitSource, attrs map[string]any) (Route, bool, error)
 	// Invalidate drops what the router cached: an experiment changed.
 	Invalidate()
 }

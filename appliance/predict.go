@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -93,16 +94,27 @@ type Predictor struct {
 
 // exposureSet remembers which units this process has logged an exposure
 // for, as GrowthBook's SDKs do: only a unit's first exposure matters (its
-// arm is sticky), so repeats are not logged. It is bounded: when full it
-// starts over, and the store ignores the repeats that follow.
+// arm is sticky), so repeats are not logged. It is a table of 64-bit
+// hashes, two slots per line, read and written with atomics: it is on every
+// experiment request's path, where a lock showed up in profiles. The table
+// starts small, so that a few thousand units stay in cache, and is replaced
+// by an empty one twice its size when half full, up to about a million
+// units; after that a full line evicts one of its entries. A unit forgotten
+// either way is logged again and the store ignores the repeat; a unit is
+// never wrongly taken as seen short of a 64-bit hash collision.
 type exposureSet struct {
-	shards [16]struct {
-		mu   sync.Mutex
-		seen map[uint64]struct{}
-	}
+	table atomic.Pointer[exposureTable]
 }
 
-const exposureSetShardCap = 1 << 16 // 1M units over 16 shards
+type exposureTable struct {
+	slots []atomic.Uint64
+	used  atomic.Int64
+}
+
+const (
+	exposureSetMinSlots = 1 << 12
+	exposureSetMaxSlots = 1 << 21 // 16 MiB
+)
 
 func exposureKey(experiment string, phase int64, unit string) uint64 {
 	h := uint64(14695981039346656037)
@@ -116,33 +128,55 @@ func exposureKey(experiment string, phase int64, unit string) uint64 {
 		h ^= uint64(byte(phase >> (8 * i)))
 		h *= 1099511628211
 	}
+	if h == 0 { // 0 marks an empty slot
+		h = 1
+	}
 	return h
 }
 
-// forget unmarks a unit whose exposure could not be logged.
-func (s *exposureSet) forget(experiment string, phase int64, unit string) {
-	h := exposureKey(experiment, phase, unit)
-	sh := &s.shards[h%uint64(len(s.shards))]
-	sh.mu.Lock()
-	delete(sh.seen, h)
-	sh.mu.Unlock()
+// line returns the table and the two slots a key may occupy in it.
+func (s *exposureSet) line(h uint64) (*exposureTable, *atomic.Uint64, *atomic.Uint64) {
+	t := s.table.Load()
+	if t == nil {
+		s.table.CompareAndSwap(nil, &exposureTable{slots: make([]atomic.Uint64, exposureSetMinSlots)})
+		t = s.table.Load()
+	}
+	// The high bits pick the line: the low one picks the slot to evict.
+	i := (h >> 32) & uint64(len(t.slots)-1) &^ 1
+	return t, &t.slots[i], &t.slots[i+1]
 }
 
-// first reports whether the unit's exposure to this experiment in this
-// phase (a new phase reassigns everyone) has not been seen yet, and marks
-// it.
-func (s *exposureSet) first(experiment string, phase int64, unit string) bool {
-	h := exposureKey(experiment, phase, unit)
-	sh := &s.shards[h%uint64(len(s.shards))]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if _, ok := sh.seen[h]; ok {
+// forget unmarks a unit whose exposure could not be logged.
+func (s *exposureSet) forget(h uint64) {
+	_, a, b := s.line(h)
+	if !a.CompareAndSwap(h, 0) {
+		b.CompareAndSwap(h, 0)
+	}
+}
+
+// first reports whether the unit's exposure (keyed by exposureKey: a new
+// phase reassigns everyone) has not been seen yet, and marks it.
+func (s *exposureSet) first(h uint64) bool {
+	t, a, b := s.line(h)
+	if a.Load() == h || b.Load() == h {
 		return false
 	}
-	if sh.seen == nil || len(sh.seen) >= exposureSetShardCap {
-		sh.seen = make(map[uint64]struct{}, 1024)
+	for _, slot := range [...]*atomic.Uint64{a, b} {
+		if slot.CompareAndSwap(0, h) {
+			if n := len(t.slots); t.used.Add(1) > int64(n/2) && n < exposureSetMaxSlots {
+				s.table.CompareAndSwap(t, &exposureTable{slots: make([]atomic.Uint64, 2*n)})
+			}
+			return true
+		}
+		if slot.Load() == h { // marked meanwhile by a concurrent request
+			return false
+		}
 	}
-	sh.seen[h] = struct{}{}
+	victim := a
+	if h&1 == 1 {
+		victim = b
+	}
+	victim.Store(h)
 	return true
 }
 
@@ -250,28 +284,35 @@ func (req *PredictRequest) UnitOf(attribute string) (string, bool) {
 }
 
 // route applies a running experiment: a request that names no version and
-// no alias, from a unit an experiment takes, gets its arm's version.
-func (p *Predictor) route(ctx context.Context, req *PredictRequest) (*Route, *ModelVersion, error) {
+// no alias, from a unit an experiment takes, gets its arm's version; rt is
+// filled in then.
+func (p *Predictor) route(ctx context.Context, req *PredictRequest, rt *Route) (bool, *ModelVersion, error) {
 	if p.Router == nil || req.Version > 0 || req.Alias != "" {
-		return nil, nil, nil
+		return false, nil, nil
 	}
-	rt, err := p.Router.Route(ctx, req.Model, req, req.Attributes)
-	if err != nil || rt == nil {
-		return nil, nil, err
+	route, ok, err := p.Router.Route(ctx, req.Model, req, req.Attributes)
+	if err != nil || !ok {
+		return false, nil, err
 	}
-	mv, err := p.Models.ModelVersion(ctx, req.Model, rt.Arm.Version)
+	mv, err := p.Models.ModelVersion(ctx, req.Model, route.Arm.Version)
 	if err != nil {
-		return nil, nil, fmt.Errorf("experiment %s arm %s: %w", rt.Experiment.Name, rt.Arm.Name, err)
+		return false, nil, fmt.Errorf("experiment %s arm %s: %w", route.Experiment.Name, route.Arm.Name, err)
 	}
-	return rt, mv, nil
+	*rt = route
+	return true, mv, nil
 }
 
 // Predict runs one prediction.
 func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Prediction, error) {
 	start := time.Now()
-	rt, mv, err := p.route(ctx, req)
+	var route Route
+	routed, mv, err := p.route(ctx, req, &route)
 	if err != nil {
 		return nil, err
+	}
+	var rt *Route // nil: no experiment
+	if routed {
+		rt = &route
 	}
 	alias := ""
 	if mv == nil {
@@ -288,15 +329,14 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 		return nil, err
 	}
 	out := make([]float64, len(mv.Outputs))
-	if err := p.Runner.Predict(ctx, mv.Module, mv.Limits, in, out); err != nil {
-		if rt != nil {
-			// The arm's model failed: what its error-rate guardrail counts.
-			p.arms.get(rt.Experiment.Name, rt.Arm.Name, rt.Experiment.Phase()).record(time.Since(start), true)
-		}
-		return nil, err
-	}
+	err = p.Runner.Predict(ctx, mv.Module, mv.Limits, in, out)
+	took := time.Since(start)
 	if rt != nil {
-		p.arms.get(rt.Experiment.Name, rt.Arm.Name, rt.Experiment.Phase()).record(time.Since(start), false)
+		// A failure of the arm's model is what its error-rate guardrail counts.
+		p.arms.get(rt.Experiment.Name, rt.Arm.Name, rt.Experiment.Phase()).record(took, err != nil)
+	}
+	if err != nil {
+		return nil, err
 	}
 	caller := CallerFromContext(ctx)
 	res := &Prediction{Model: mv.Model, Version: mv.Version, Alias: alias, Outputs: make(map[string]float64, len(out)), RequestID: caller.RequestID}
@@ -307,16 +347,16 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 		res.Experiment, res.Arm = rt.Experiment.Name, rt.Arm.Name
 	}
 	if p.Telemetry != nil {
-		p.log(req, mv, alias, rt, in, out, res.RequestID, time.Since(start))
-		if rt != nil && p.exposed.first(rt.Experiment.Name, rt.Experiment.Phase(), rt.Unit) {
-			if !p.logExposure(req, rt, mv, res.RequestID) {
+		p.log(req, mv, alias, rt, in, out, res.RequestID, took)
+		if rt != nil {
+			if h := exposureKey(rt.Experiment.Name, rt.Experiment.Phase(), rt.Unit); p.exposed.first(h) && !p.logExposure(req, rt, mv, res.RequestID) {
 				// Dropped by a full buffer: the next prediction tries again.
-				p.exposed.forget(rt.Experiment.Name, rt.Experiment.Phase(), rt.Unit)
+				p.exposed.forget(h)
 			}
 		}
 	}
 	if rt != nil && p.Shadows != nil && len(rt.Experiment.Shadow) > 0 {
-		p.Shadows.offer(rt, req, mv, in, out, res.RequestID, time.Since(start))
+		p.Shadows.offer(rt, req, mv, in, out, res.RequestID, took)
 	}
 	return res, nil
 }

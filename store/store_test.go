@@ -446,6 +446,30 @@ func TestStore_Telemetry_FlushesAndCountsDrops(t *testing.T) {
 	}
 }
 
+// The last eighth of the buffer is for exposures: a flood of predictions
+// cannot crowd them out.
+func TestStore_Telemetry_ReservesRoomForExposures(t *testing.T) {
+	s := storetest.Open(t, store.Options{TelemetryBuffer: 16, TelemetryFlush: time.Hour})
+	tel := s.Telemetry()
+	kept := 0
+	for i := range 20 {
+		if tel.Append("prediction", []byte(fmt.Sprint(i))) {
+			kept++
+		}
+	}
+	if kept != 14 || tel.Dropped("prediction") != 6 {
+		t.Fatalf("predictions: kept %d dropped %d, want 14 and 6", kept, tel.Dropped("prediction"))
+	}
+	for i := range 3 {
+		if ok := tel.Append("exposure", []byte(fmt.Sprint(i))); ok != (i < 2) {
+			t.Fatalf("exposure %d: kept %v", i, ok)
+		}
+	}
+	if tel.Dropped("exposure") != 1 {
+		t.Fatalf("exposures dropped %d, want 1", tel.Dropped("exposure"))
+	}
+}
+
 func TestStore_WritesAfterClose(t *testing.T) {
 	s, err := store.Open(ctx, t.TempDir(), store.Options{})
 	if err != nil {

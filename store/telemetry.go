@@ -30,6 +30,9 @@ type Telemetry struct {
 	failed  *metrics.Counter
 }
 
+// kindExposure is the telemetry kind of experiment exposures.
+const kindExposure = "exposure"
+
 type telemetryRecord struct {
 	kind string
 	data []byte
@@ -46,7 +49,7 @@ func newTelemetry(s *Store, set *metrics.Set) *Telemetry {
 	}
 	set.NewGauge("mlnode_telemetry_buffered", func() float64 { return float64(len(t.buf)) })
 	t.droppedCounter("prediction")
-	t.droppedCounter("exposure")
+	t.droppedCounter(kindExposure)
 	go t.run()
 	return t
 }
@@ -67,7 +70,16 @@ func (t *Telemetry) droppedCounter(kind string) *metrics.Counter {
 
 // Append queues a record of a kind (a short constant such as "prediction")
 // and reports whether it was kept. data is owned by the buffer afterwards.
+//
+// The last eighth of the buffer is kept for exposures: under a load that
+// fills it, prediction and shadow logs are dropped first, since a dropped
+// exposure leaves a unit out of its experiment's results (until its next
+// request logs it again) while a dropped prediction log only thins a sample.
 func (t *Telemetry) Append(kind string, data []byte) bool {
+	if kind != kindExposure && len(t.buf) >= cap(t.buf)-cap(t.buf)/8 {
+		t.droppedCounter(kind).Inc()
+		return false
+	}
 	select {
 	case t.buf <- telemetryRecord{kind, data}:
 		return true

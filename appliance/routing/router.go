@@ -100,10 +100,10 @@ func Compile(e *appliance.Experiment) (*assign.Compiled, error) {
 }
 
 // Route implements appliance.ExperimentRouter.
-func (r *Router) Route(ctx context.Context, model string, units appliance.UnitSource, attrs map[string]any) (*appliance.Route, error) {
+func (r *Router) Route(ctx context.Context, model string, units appliance.UnitSource, attrs map[string]any) (appliance.Route, bool, error) {
 	t, err := r.current(ctx)
 	if err != nil {
-		return nil, err
+		return appliance.Route{}, false, err
 	}
 	for _, en := range t.byModel[model] {
 		id, ok := units.UnitOf(en.exp.Unit)
@@ -114,7 +114,7 @@ func (r *Router) Route(ctx context.Context, model string, units appliance.UnitSo
 		if !in || v < 0 || v >= len(en.exp.Arms) {
 			continue
 		}
-		return &appliance.Route{Experiment: en.exp, Arm: &en.exp.Arms[v], Unit: id}, nil
+		return appliance.Route{Experiment: en.exp, Arm: &en.exp.Arms[v], Unit: id}, true, nil
 	}
-	return nil, nil
+	return appliance.Route{}, false, nil
 }

@@ -727,6 +727,71 @@ func (m *Main) runPredict(ctx context.Context, base string, pids []int) error {
 	m.report.row("… p50 / p99", ms(pr.p50)+" / "+ms(pr.p99), ms(or.p50)+" / "+ms(or.p99), "", "", "")
 	m.report.detail("closed loop vegeta predict", pr)
 	m.report.detail("closed loop vegeta get-online-features (predict phase)", or)
+	return m.runExperiment(ctx, base, pids, dir, predictTargeter, newAttacker)
+}
+
+// runExperiment measures predict inside a running two-arm experiment
+// (versions 1 and 2 of the same model, half the units each, exposures
+// logged) against predict through the production alias, same targets and
+// connections: alias, experiment, then alias again after stopping it, so
+// that drift of the machine over the run shows.
+func (m *Main) runExperiment(ctx context.Context, base string, pids []int, bundleDir string, tr vegeta.Targeter, newAttacker func() *vegeta.Attacker) error {
+	// Version 2: the same module with another default, so a distinct bundle.
+	manifest, err := os.ReadFile(filepath.Join(bundleDir, "manifest.json"))
+	if err != nil {
+		return err
+	}
+	os.WriteFile(filepath.Join(bundleDir, "manifest.json"), bytes.Replace(manifest, []byte("0.5"), []byte("0.25"), 1), 0o600)
+	archive, err := bundle.Build(bundleDir)
+	if err != nil {
+		return err
+	}
+	if _, err := call(ctx, "POST", base+"/api/v1/models", "application/gzip", archive, 201); err != nil {
+		return fmt.Errorf("version 2: %w", err)
+	}
+	exp := []byte(`{"name":"bench_ab","model":"bench","unit":"user_id","arms":[{"name":"control","version":1,"weight":0.5},` +
+		`{"name":"treatment","version":2,"weight":0.5}],"metrics":[{"name":"converted","type":"binomial","direction":"increase","role":"goal"}]}`)
+	if _, err := call(ctx, "POST", base+"/api/v1/experiments", "application/json", exp, 201); err != nil {
+		return fmt.Errorf("create experiment: %w", err)
+	}
+	measure := func(what string) (*loadResult, error) {
+		logf("experiment phase: closed loop predict, %s, %d connections, %s", what, m.Conns, m.Duration)
+		m.attack(ctx, newAttacker(), tr, vegeta.Rate{Freq: 0}, m.Warmup)
+		m.cpu.begin(pids)
+		r, err := m.attack(ctx, newAttacker(), tr, vegeta.Rate{Freq: 0}, m.Duration)
+		if err != nil {
+			return nil, err
+		}
+		r.cpu = m.cpu.end()
+		return r, nil
+	}
+	alias, err := measure("production alias")
+	if err != nil {
+		return err
+	}
+	if _, err := call(ctx, "POST", base+"/api/v1/experiments/bench_ab/start", "application/json", nil, 200); err != nil {
+		return fmt.Errorf("start experiment: %w", err)
+	}
+	inExp, err := measure("running experiment")
+	if err != nil {
+		return err
+	}
+	if _, err := call(ctx, "POST", base+"/api/v1/experiments/bench_ab/stop", "application/json", []byte(`{"reason":"benchmark"}`), 200); err != nil {
+		return fmt.Errorf("stop experiment: %w", err)
+	}
+	after, err := measure("production alias after the experiment")
+	if err != nil {
+		return err
+	}
+	ratio := inExp.rps / alias.rps
+	m.report.row("Closed loop (vegeta): predict inside a running 2-arm experiment vs through the production alias: req/s",
+		fmt.Sprintf("%.0f", inExp.rps), fmt.Sprintf("%.0f (alias; %.0f after)", alias.rps, after.rps), fmt.Sprintf("%.2f", ratio), "ratio ≥ 0.95", verdict(ratio >= 0.95))
+	m.report.row("… p50 / p99", ms(inExp.p50)+" / "+ms(inExp.p99), ms(alias.p50)+" / "+ms(alias.p99), "", "", "")
+	m.report.row("… server CPU per request", fmt.Sprintf("%.1f µs", perReq(inExp.cpu.server, inExp.requests)),
+		fmt.Sprintf("%.1f µs", perReq(alias.cpu.server, alias.requests)), "", "", "")
+	m.report.detail("closed loop vegeta predict in experiment", inExp)
+	m.report.detail("closed loop vegeta predict alias", alias)
+	m.report.detail("closed loop vegeta predict alias after the experiment", after)
 	return nil
 }
 
