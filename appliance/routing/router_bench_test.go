@@ -16,7 +16,9 @@ type oneExperiment struct {
 	list []*appliance.Experiment
 }
 
-func (s oneExperiment) Experiments(context.Context) ([]*appliance.Experiment, error) { return s.list, nil }
+func (s oneExperiment) Experiments(context.Context) ([]*appliance.Experiment, error) {
+	return s.list, nil
+}
 
 // BenchmarkRoute is the routing step of predict inside a running two-arm
 // experiment: the unit from the request's entities, the assignment, the
