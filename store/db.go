@@ -65,6 +65,10 @@ type Options struct {
 	TelemetryRetention time.Duration
 	InitialMmapBytes   int // default 256 MiB
 	Compaction         CompactionOptions
+	// OnlineCacheBytes bounds the memory of recently read online rows kept
+	// for get-online-features and predict; default 64 MiB, negative: no
+	// cache.
+	OnlineCacheBytes int64
 }
 
 // Store is mlnode's storage, one bbolt file. It implements
@@ -96,6 +100,7 @@ type Store struct {
 	tokens   atomic.Pointer[tokenState]
 
 	telemetry *Telemetry
+	online    *onlineCache // nil: off
 
 	rowsWritten *metrics.Counter
 	commits     *metrics.Counter
@@ -147,6 +152,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if opts.InitialMmapBytes <= 0 {
 		opts.InitialMmapBytes = 256 << 20
 	}
+	if opts.OnlineCacheBytes == 0 {
+		opts.OnlineCacheBytes = 64 << 20
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
 	}
@@ -174,6 +182,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
+	s.online = newOnlineCache(opts.OnlineCacheBytes, set)
 	s.rowsWritten = set.NewCounter("mlnode_store_rows_written_total")
 	s.commits = set.NewCounter("mlnode_store_commits_total")
 	s.writeFns = set.NewCounter("mlnode_store_write_requests_total")

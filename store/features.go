@@ -56,6 +56,7 @@ func (c viewCounts) bytes() []byte {
 func (s *Store) WriteRows(ctx context.Context, req *appliance.WriteRequest) (*appliance.WriteResult, error) {
 	view := req.View
 	viewKey := []byte(view.Key())
+	defer s.online.writeView(view.Key())() // see onlineCache
 	n := len(req.Rows)
 	// Sort once outside the transaction; sequences are added inside it.
 	order := make([]int, n)
@@ -237,29 +238,56 @@ func (s *Store) ReadOnline(_ context.Context, view *appliance.FeatureView, keys 
 	if len(out) != len(keys) {
 		panic("BUG: ReadOnline: len(out) != len(keys)")
 	}
-	tx, err := s.db.Begin(false)
-	if err != nil {
-		return fmt.Errorf("read online %s: %w", view.Key(), err)
-	}
-	defer tx.Rollback()
 	var name [64]byte
-	b := tx.Bucket(bucketOnline).Bucket(appendViewKey(name[:0], view))
-	if b == nil {
-		return appliance.NotFound("feature view", view.Key())
+	viewKey := appendViewKey(name[:0], view)
+	// The generation is loaded before the transaction begins: see
+	// onlineCache.
+	var vc *viewCache // nil: the cache is off or a write is in progress
+	var gen uint64
+	if s.online != nil {
+		vc = s.online.view(viewKey)
+		var ok bool
+		if gen, ok = s.online.generation(vc); !ok {
+			vc = nil
+		}
 	}
+	var b *bolt.Bucket // opened at the first key the cache does not hold
 	for i, k := range keys {
-		raw := b.Get(k)
-		if raw == nil {
+		var plain []byte
+		if row, ok := s.online.lookup(vc, gen, k); ok {
+			plain = row.plain
+		} else {
+			if b == nil {
+				tx, err := s.db.Begin(false)
+				if err != nil {
+					return fmt.Errorf("read online %s: %w", view.Key(), err)
+				}
+				defer tx.Rollback()
+				if b = tx.Bucket(bucketOnline).Bucket(viewKey); b == nil {
+					return appliance.NotFound("feature view", view.Key())
+				}
+			}
+			if raw := b.Get(k); raw != nil {
+				var err error
+				if plain, err = s.codec.Open(nil, raw); err != nil || len(plain) < 16 {
+					return fmt.Errorf("read online %s: corrupt row (%v)", view.Key(), err)
+				}
+			}
+			if vc != nil {
+				// The plain codec returns the mapped page itself, valid
+				// only in this transaction.
+				plain = bytes.Clone(plain)
+				s.online.put(vc, gen, k, plain)
+			}
+		}
+		if plain == nil {
 			out[i].Found = false
 			out[i].Values = out[i].Values[:0]
 			continue
 		}
-		plain, err := s.codec.Open(nil, raw)
-		if err != nil || len(plain) < 16 {
-			return fmt.Errorf("read online %s: corrupt row (%v)", view.Key(), err)
-		}
 		out[i].Found = true
 		out[i].EventTime = readTime(plain)
+		var err error
 		if out[i].Values, err = decodeValues(out[i].Values, plain[16:], len(view.Features)); err != nil {
 			return fmt.Errorf("read online %s: %w", view.Key(), err)
 		}
@@ -271,6 +299,7 @@ func (s *Store) ReadOnline(_ context.Context, view *appliance.FeatureView, keys 
 // view keyed by the entity is searched: by prefix where the entity's join
 // keys lead the view's key, otherwise by decoding each key.
 func (s *Store) EraseEntityKey(ctx context.Context, entity *appliance.Entity, key []appliance.Value) (*appliance.EraseResult, error) {
+	defer s.online.writeAll()() // see onlineCache
 	if len(key) != len(entity.JoinKeys) {
 		return nil, appliance.Invalid("key", "entity %q has %d join keys, got %d values", entity.Name, len(entity.JoinKeys), len(key))
 	}

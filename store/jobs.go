@@ -250,6 +250,7 @@ func (s *Store) Watermark(_ context.Context, view *appliance.FeatureView) (uint6
 
 // WriteOnline implements appliance.OfflineStore.
 func (s *Store) WriteOnline(ctx context.Context, w *appliance.OnlineWrite) (int, error) {
+	defer s.online.writeView(w.View.Key())() // see onlineCache
 	view := w.View
 	viewKey := []byte(view.Key())
 	applied := 0

@@ -369,6 +369,10 @@ func (s *Store) FeatureViewVersions(_ context.Context, name string) ([]*applianc
 
 // DeleteFeatureView implements appliance.FeatureRegistry.
 func (s *Store) DeleteFeatureView(ctx context.Context, name string, force bool) error {
+	// See onlineCache: the view's rows are gone once this is answered.
+	end := s.online.writeAll()
+	defer end()
+	defer s.online.dropView(name)
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		views := tx.Bucket(bucketViews)
 		vb := views.Bucket([]byte(name))

@@ -57,6 +57,9 @@ type Config struct {
 	EntityUploadLimit      ByteSize `yaml:"entity_upload_limit"`
 	HistoricalMemoryBudget ByteSize `yaml:"historical_memory_budget"`
 	SpoolDir               string   `yaml:"spool_dir"`
+	// OnlineCache bounds the memory of recently read online rows; 0 turns
+	// the cache off.
+	OnlineCache CacheSize `yaml:"online_cache"`
 	// GuardrailInterval is how often running experiments' guardrails are
 	// checked (with the sequential test, so often is safe).
 	GuardrailInterval time.Duration `yaml:"guardrail_interval"`
@@ -84,6 +87,7 @@ func DefaultConfig() Config {
 
 		EntityUploadLimit:      1 << 30,
 		HistoricalMemoryBudget: 256 << 20,
+		OnlineCache:            64 << 20,
 		GuardrailInterval:      10 * time.Second,
 	}
 }
@@ -160,6 +164,40 @@ func (b *ByteSize) Set(s string) error {
 	return nil
 }
 
+// CacheSize is a ByteSize where 0 (or "off") turns the cache off.
+type CacheSize int64
+
+func parseCacheSize(s string) (CacheSize, error) {
+	if t := strings.TrimSpace(s); t == "0" || t == "off" {
+		return 0, nil
+	}
+	v, err := parseByteSize(s)
+	if err != nil {
+		return 0, errors.New("want a size such as 64MiB, or 0 (off)")
+	}
+	return CacheSize(v), nil
+}
+
+func (c *CacheSize) UnmarshalYAML(node *yaml.Node) error {
+	v, err := parseCacheSize(node.Value)
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+func (c CacheSize) String() string { return strconv.FormatInt(int64(c), 10) }
+
+func (c *CacheSize) Set(s string) error {
+	v, err := parseCacheSize(s)
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
 // loadConfigFile reads a YAML file over cfg; unknown keys are errors.
 func loadConfigFile(path string, cfg *Config) error {
 	raw, err := os.ReadFile(path)
@@ -193,6 +231,7 @@ var envVars = map[string]string{
 	"MLNODE_BACKUP_KEEP":              "backup-keep",
 	"MLNODE_ENTITY_UPLOAD_LIMIT":      "entity-upload-limit",
 	"MLNODE_HISTORICAL_MEMORY_BUDGET": "historical-memory-budget",
+	"MLNODE_ONLINE_CACHE":             "online-cache",
 	"MLNODE_SPOOL_DIR":                "spool-dir",
 	"MLNODE_GUARDRAIL_INTERVAL":       "guardrail-interval",
 }
@@ -232,6 +271,7 @@ func bindFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.BackupDir, "backup-dir", cfg.BackupDir, "`directory` backup jobs write to (env MLNODE_BACKUP_DIR; default <data-dir>/backups)")
 	fs.IntVar(&cfg.BackupKeep, "backup-keep", cfg.BackupKeep, "automatic backups kept; older ones are deleted (env MLNODE_BACKUP_KEEP)")
 	fs.Var(&cfg.EntityUploadLimit, "entity-upload-limit", "largest set of entity rows of one historical request, e.g. 1GiB (env MLNODE_ENTITY_UPLOAD_LIMIT)")
+	fs.Var(&cfg.OnlineCache, "online-cache", "memory for recently read online rows, served without a store read until a write to their view, e.g. 64MiB; 0 turns it off (env MLNODE_ONLINE_CACHE)")
 	fs.Var(&cfg.HistoricalMemoryBudget, "historical-memory-budget", "sort memory of one historical join before it spills to disk, e.g. 256MiB (env MLNODE_HISTORICAL_MEMORY_BUDGET)")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", cfg.SpoolDir, "`directory` of the temporary files of historical retrieval (env MLNODE_SPOOL_DIR; default <data-dir>/tmp)")
 	fs.DurationVar(&cfg.GuardrailInterval, "guardrail-interval", cfg.GuardrailInterval, "how often running experiments' guardrails are checked (env MLNODE_GUARDRAIL_INTERVAL)")

@@ -77,7 +77,7 @@ func (m *Main) Run(ctx context.Context) error {
 	var err error
 	m.Store, err = store.Open(ctx, m.Config.DataDir, store.Options{
 		LockTimeout: m.Config.LockTimeout, Metrics: set, Logger: m.log.With("component", "store"),
-		TelemetryRetention: m.Config.TelemetryRetention,
+		TelemetryRetention: m.Config.TelemetryRetention, OnlineCacheBytes: onlineCacheBytes(m.Config.OnlineCache),
 	})
 	if err != nil {
 		return err
@@ -185,6 +185,15 @@ func loadTrustedKeys(paths []string) (map[string]ed25519.PublicKey, error) {
 		keys[bundle.KeyID(pub)] = pub
 	}
 	return keys, nil
+}
+
+// onlineCacheBytes maps the setting (0: off) to the store's option
+// (negative: off).
+func onlineCacheBytes(n CacheSize) int64 {
+	if n == 0 {
+		return -1
+	}
+	return int64(n)
 }
 
 // servePprof serves Go's profiler on its own loopback listener, apart from

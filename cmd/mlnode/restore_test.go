@@ -211,3 +211,31 @@ func TestConfig_Backup(t *testing.T) {
 		t.Fatalf("keep 0: %v", err)
 	}
 }
+
+func TestConfig_OnlineCache(t *testing.T) {
+	cases := []struct {
+		args    []string
+		want    int64 // the store's option
+		wantErr string
+	}{
+		{nil, 64 << 20, ""},
+		{[]string{"--online-cache", "256MiB"}, 256 << 20, ""},
+		{[]string{"--online-cache", "0"}, -1, ""},
+		{[]string{"--online-cache", "off"}, -1, ""},
+		{[]string{"--online-cache", "-1"}, 0, "online-cache"},
+	}
+	for _, tc := range cases {
+		m := NewMain()
+		m.Stderr = io.Discard
+		err := m.ParseFlags(tc.args)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: error %v, want one naming %q", tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || onlineCacheBytes(m.Config.OnlineCache) != tc.want {
+			t.Errorf("%v: %d, %v; want %d", tc.args, onlineCacheBytes(m.Config.OnlineCache), err, tc.want)
+		}
+	}
+}
