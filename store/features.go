@@ -254,8 +254,8 @@ func (s *Store) ReadOnline(_ context.Context, view *appliance.FeatureView, keys 
 	var b *bolt.Bucket // opened at the first key the cache does not hold
 	for i, k := range keys {
 		var plain []byte
-		if row, ok := s.online.lookup(vc, gen, k); ok {
-			plain = row.plain
+		if cached, ok := s.online.lookup(vc, gen, k); ok {
+			plain = cached
 		} else {
 			if b == nil {
 				tx, err := s.db.Begin(false)
@@ -274,10 +274,7 @@ func (s *Store) ReadOnline(_ context.Context, view *appliance.FeatureView, keys 
 				}
 			}
 			if vc != nil {
-				// The plain codec returns the mapped page itself, valid
-				// only in this transaction.
-				plain = bytes.Clone(plain)
-				s.online.put(vc, gen, k, plain)
+				s.online.put(vc, gen, k, plain) // copies
 			}
 		}
 		if plain == nil {

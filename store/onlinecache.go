@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"hash/maphash"
 	"maps"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,9 +32,13 @@ import (
 // transaction, so it is not one snapshot across keys (nor is Feast's read
 // of Redis).
 //
-// Memory is bounded by a byte budget over all views (keys, values and a
-// fixed overhead per entry); an insert over budget evicts random entries
-// of its shard first.
+// Memory is bounded by a byte budget over all views. Each shard keeps its
+// rows in one append-only byte arena with a pointer-free index (key hash
+// to slot), so that a full cache adds nothing for the garbage collector
+// to scan: pointers in millions of small entries made its marking long
+// enough to show in tail latency. An insert that would pass the budget
+// empties its shard first; bytes handed to readers are never overwritten
+// (a cleared shard starts a new arena).
 type onlineCache struct {
 	budget     int64
 	used       atomic.Int64
@@ -41,8 +47,6 @@ type onlineCache struct {
 	mu         sync.Mutex // adds and drops views
 	global     atomic.Uint64
 	writingAll atomic.Int32
-
-	hits, misses, evictions *metrics.Counter
 }
 
 type viewCache struct {
@@ -52,32 +56,52 @@ type viewCache struct {
 }
 
 type cacheShard struct {
-	mu   sync.RWMutex
-	rows map[string]cachedRow
+	mu    sync.RWMutex
+	index map[uint64]uint32 // key hash → slot
+	slots []cacheSlot
+	arena []byte
+	// Counted per shard: one counter for all would be a cache line that
+	// every read on every core writes.
+	hits, misses, evictions atomic.Uint64
+	_                       [32]byte // keeps neighbouring shards' counters apart
 }
 
-// cachedRow is an online row as read; plain is nil for a key the view
-// does not hold (absent keys are cached too). plain is never modified.
-type cachedRow struct {
-	gen   uint64
-	plain []byte
+// cacheSlot locates a cached row: its key then its plaintext in the arena;
+// vlen < 0 records a key the view does not hold (absent keys are cached
+// too).
+type cacheSlot struct {
+	gen       uint64
+	off, klen uint32
+	vlen      int32
+	_         uint32
 }
 
-// cacheEntryOverhead approximates a map entry's cost besides its bytes.
-const cacheEntryOverhead = 64
+// cacheEntryOverhead approximates an entry's cost besides its bytes.
+const cacheEntryOverhead = 32
 
 func newOnlineCache(budget int64, set *metrics.Set) *onlineCache {
 	if budget <= 0 {
 		return nil
 	}
-	c := &onlineCache{budget: budget, seed: maphash.MakeSeed(),
-		hits:      set.NewCounter("mlnode_online_cache_hits_total"),
-		misses:    set.NewCounter("mlnode_online_cache_misses_total"),
-		evictions: set.NewCounter("mlnode_online_cache_evictions_total"),
-	}
-	set.NewGauge("mlnode_online_cache_bytes", func() float64 { return float64(c.used.Load()) })
+	c := &onlineCache{budget: budget, seed: maphash.MakeSeed()}
 	empty := map[string]*viewCache{}
 	c.views.Store(&empty)
+	sum := func(field func(sh *cacheShard) *atomic.Uint64) func() float64 {
+		return func() float64 {
+			var n uint64
+			for _, vc := range *c.views.Load() {
+				for i := range vc.shards {
+					n += field(&vc.shards[i]).Load()
+				}
+			}
+			return float64(n)
+		}
+	}
+	// Gauges over the live views (a dropped view's counts leave with it).
+	set.NewGauge("mlnode_online_cache_hits", sum(func(sh *cacheShard) *atomic.Uint64 { return &sh.hits }))
+	set.NewGauge("mlnode_online_cache_misses", sum(func(sh *cacheShard) *atomic.Uint64 { return &sh.misses }))
+	set.NewGauge("mlnode_online_cache_evictions", sum(func(sh *cacheShard) *atomic.Uint64 { return &sh.evictions }))
+	set.NewGauge("mlnode_online_cache_bytes", func() float64 { return float64(c.used.Load()) })
 	return c
 }
 
@@ -163,70 +187,89 @@ func (c *onlineCache) release(vc *viewCache) {
 	for i := range vc.shards {
 		sh := &vc.shards[i]
 		sh.mu.Lock()
-		for k, row := range sh.rows {
-			c.used.Add(-entryBytes(k, row.plain))
-		}
-		sh.rows = nil
+		c.clear(sh)
 		sh.mu.Unlock()
 	}
 }
 
-func entryBytes(key string, plain []byte) int64 {
-	return int64(len(key) + len(plain) + cacheEntryOverhead)
+// clear empties a shard; its lock is held.
+func (c *onlineCache) clear(sh *cacheShard) {
+	c.used.Add(-int64(len(sh.arena) + len(sh.slots)*cacheEntryOverhead))
+	// A new arena, not the old one truncated: readers may still hold
+	// slices of it.
+	sh.index, sh.slots, sh.arena = nil, nil, nil
 }
 
-func (c *onlineCache) shard(vc *viewCache, key []byte) *cacheShard {
-	return &vc.shards[maphash.Bytes(c.seed, key)%uint64(len(vc.shards))]
+func (c *onlineCache) shard(vc *viewCache, key []byte) (*cacheShard, uint64) {
+	h := maphash.Bytes(c.seed, key)
+	return &vc.shards[h>>59], h // 32 shards: the top five bits
 }
 
-// lookup returns a row cached under generation gen; vc nil: no cache.
-func (c *onlineCache) lookup(vc *viewCache, gen uint64, key []byte) (cachedRow, bool) {
+// lookup returns a row's plaintext (nil: the view does not hold the key)
+// cached under generation gen; vc nil: no cache.
+func (c *onlineCache) lookup(vc *viewCache, gen uint64, key []byte) ([]byte, bool) {
 	if vc == nil {
-		return cachedRow{}, false
+		return nil, false
 	}
-	sh := c.shard(vc, key)
+	sh, h := c.shard(vc, key)
 	sh.mu.RLock()
-	row, ok := sh.rows[string(key)]
-	sh.mu.RUnlock()
-	if !ok || row.gen != gen {
-		c.misses.Inc()
-		return cachedRow{}, false
+	i, ok := sh.index[h]
+	var plain []byte
+	if ok {
+		sl := sh.slots[i]
+		end := sl.off + sl.klen
+		if ok = sl.gen == gen && bytes.Equal(sh.arena[sl.off:end], key); ok && sl.vlen >= 0 {
+			plain = sh.arena[end : end+uint32(sl.vlen) : end+uint32(sl.vlen)]
+		}
 	}
-	c.hits.Inc()
-	return row, true
+	sh.mu.RUnlock()
+	if !ok {
+		sh.misses.Add(1)
+		return nil, false
+	}
+	sh.hits.Add(1)
+	return plain, true
 }
 
-// put caches a row read under generation gen; plain must not change
-// afterwards.
+// put caches a row read under generation gen (plain nil: absent).
 func (c *onlineCache) put(vc *viewCache, gen uint64, key []byte, plain []byte) {
-	size := entryBytes(string(key), plain)
+	size := int64(len(key) + len(plain) + cacheEntryOverhead)
 	if size > c.budget/64 {
-		return // one row must not evict a large part of the cache
+		return // one row must not empty a large part of the cache
 	}
-	sh := c.shard(vc, key)
+	sh, h := c.shard(vc, key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if old, ok := sh.rows[string(key)]; ok {
-		if old.gen > gen {
-			return // a newer reader got there first
+	i, exists := sh.index[h]
+	if exists && sh.slots[i].gen > gen {
+		return // a newer reader got there first
+	}
+	if c.used.Load()+size > c.budget || len(sh.arena)+len(key)+len(plain) > math.MaxInt32 {
+		if len(sh.slots) > 0 {
+			sh.evictions.Add(uint64(len(sh.slots)))
 		}
-		c.used.Add(-entryBytes(string(key), old.plain))
-		delete(sh.rows, string(key))
-	}
-	for c.used.Load()+size > c.budget && len(sh.rows) > 0 {
-		for k, row := range sh.rows { // map order is random: a random victim
-			delete(sh.rows, k)
-			c.used.Add(-entryBytes(k, row.plain))
-			c.evictions.Inc()
-			break
+		c.clear(sh)
+		exists = false
+		if c.used.Load()+size > c.budget {
+			return // the other shards hold the budget; this row is not kept
 		}
 	}
-	if c.used.Load()+size > c.budget {
-		return // the other shards hold the budget; this row is not kept
+	sl := cacheSlot{gen: gen, off: uint32(len(sh.arena)), klen: uint32(len(key)), vlen: int32(len(plain))}
+	if plain == nil {
+		sl.vlen = -1
 	}
-	if sh.rows == nil {
-		sh.rows = map[string]cachedRow{}
+	sh.arena = append(append(sh.arena, key...), plain...)
+	if exists {
+		// The old bytes stay in the arena, counted, until the shard is
+		// cleared.
+		sh.slots[i] = sl
+		c.used.Add(int64(len(key) + len(plain)))
+		return
 	}
-	sh.rows[string(key)] = cachedRow{gen: gen, plain: plain}
+	if sh.index == nil {
+		sh.index = map[uint64]uint32{}
+	}
+	sh.index[h] = uint32(len(sh.slots))
+	sh.slots = append(sh.slots, sl)
 	c.used.Add(size)
 }

@@ -5,5 +5,11 @@ func (s *Store) OnlineCacheForTest() (hits, misses uint64, used int64) {
 	if s.online == nil {
 		return 0, 0, 0
 	}
-	return s.online.hits.Get(), s.online.misses.Get(), s.online.used.Load()
+	for _, vc := range *s.online.views.Load() {
+		for i := range vc.shards {
+			hits += vc.shards[i].hits.Load()
+			misses += vc.shards[i].misses.Load()
+		}
+	}
+	return hits, misses, s.online.used.Load()
 }
