@@ -49,6 +49,11 @@
 //	              is in the due index, which the sender seeks instead of scanning
 //	              histories. Each webhook keeps its newest 1000 deliveries, and older
 //	              ones while pending; ids come from the root bucket's sequence
+//	outcome_log, outcome_rows, outcome_runs, event_ids, event_ids_t, exp_units,
+//	exp_aggs, exp_meta
+//	              experiment data (expdata.go, expdata_runs.go; created by the first
+//	              write, no migration): events as received, folded in batches into raw
+//	              outcomes (sorted runs per metric), per-unit states and aggregates
 //
 // The entity key is the concatenation of appliance.AppendEntityKeyPart of
 // each join key. Row values are encoded by encodeValues: per feature a kind
@@ -68,6 +73,9 @@
 // the failed one and re-runs the others, so write functions may run more than
 // once and must have no side effects outside the transaction. In-memory
 // caches change in after-commit hooks, run by the writer in commit order.
+// The online row cache (onlinecache.go) is the exception: writers of online
+// rows mark it before they queue and after their commit, a sequence lock
+// that keeps reads from returning a row older than an acknowledged write.
 //
 // # Compaction
 //

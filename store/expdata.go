@@ -20,14 +20,16 @@ import (
 
 // Experiment data (created by the first write; no migration):
 //
-//	outcomes        metric → bucket { str(unit) | i64(event µs) | u64(n) → f64 value }
+//	outcome_rows    metric → bucket { u64(run) | str(unit) | i64(event µs) | u64(n) → f64 value }
+//	outcome_runs    metric → the metric's sorted runs (expdata_runs.go)
 //	event_ids       event id → i64(first seen µs); event_ids_t: i64(µs) | id → nil (for purging)
 //	exp_units       experiment → bucket { unit → unit state (expUnit, binary) }
 //	exp_aggs        experiment → bucket { arm 0 metric 0 group → u64 N | 5 × f64 sums }
 //
 // Results read only exp_aggs: a handful of keys, whatever the traffic.
+// Before the runs, raw outcomes were one tree per metric keyed by unit, in
+// a root bucket "outcomes"; no released build wrote it, so nothing reads it.
 var (
-	bucketOutcomes    = []byte("outcomes")
 	bucketEventIDs    = []byte("event_ids")
 	bucketEventIDsT   = []byte("event_ids_t")
 	bucketExpUnits    = []byte("exp_units")
@@ -355,7 +357,7 @@ func (s *Store) FoldEvents(ctx context.Context, limit int) (int, error) {
 			after = binary.BigEndian.Uint64(v)
 		}
 		var events []appliance.OutcomeEvent
-		var last uint64
+		var seqs []uint64
 		c := lb.Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil && len(events) < limit; k, v = c.Next() {
 			ev, err := decodeLogEvent(v)
@@ -363,7 +365,7 @@ func (s *Store) FoldEvents(ctx context.Context, limit int) (int, error) {
 				return fmt.Errorf("outcome log %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			events = append(events, ev)
-			last = binary.BigEndian.Uint64(k)
+			seqs = append(seqs, binary.BigEndian.Uint64(k))
 		}
 		if len(events) == 0 {
 			return nil
@@ -371,14 +373,16 @@ func (s *Store) FoldEvents(ctx context.Context, limit int) (int, error) {
 		if err := s.foldTx(tx, events); err != nil {
 			return err
 		}
-		// Folded entries leave the log: it holds only what is pending.
-		for k, _ := c.Seek(u64(after + 1)); k != nil && binary.BigEndian.Uint64(k) <= last; k, _ = c.Seek(u64(after + 1)) {
-			if err := c.Delete(); err != nil {
+		// Folded entries leave the log: it holds only what is pending. Each
+		// by its key: a cursor seeking past leaves emptied in this
+		// transaction walks all of them, which made this loop quadratic.
+		for _, n := range seqs {
+			if err := lb.Delete(u64(n)); err != nil {
 				return err
 			}
 		}
 		folded = len(events)
-		return mb.Put(keyFoldCursor, u64(last))
+		return mb.Put(keyFoldCursor, u64(seqs[len(seqs)-1]))
 	}, nil)
 	return folded, err
 }
@@ -435,6 +439,12 @@ func (s *Store) foldTx(tx *bolt.Tx, events []appliance.OutcomeEvent) error {
 		}
 		fresh[ev.EventID] = true
 	}
+	perMetric := map[string]int{}
+	for i := range events {
+		if !dup[i] {
+			perMetric[events[i].Metric]++
+		}
+	}
 	// Inserted in key order: bbolt splits nodes only at commit, so keys
 	// inserted at random into one growing node cost a copy of it each.
 	newIDs := slices.Sorted(maps.Keys(fresh))
@@ -448,30 +458,50 @@ func (s *Store) foldTx(tx *bolt.Tx, events []appliance.OutcomeEvent) error {
 		}
 	}
 	var key []byte
-	var ob *bolt.Bucket
-	obMetric := ""
+	var mr *metricRuns
+	var run *outcomeRun
+	values := make([]byte, 0, 8*len(events)) // bbolt keeps put values until commit
 	for _, i := range order {
 		if dup[i] {
 			continue
 		}
 		ev := &events[i]
-		if ob == nil || obMetric != ev.Metric {
-			if ob, err = subBucket(tx, bucketOutcomes, ev.Metric); err != nil {
+		if mr == nil || mr.metric != ev.Metric {
+			if mr != nil {
+				if err := mr.save(tx); err != nil {
+					return err
+				}
+			}
+			if mr, err = openMetricRuns(tx, ev.Metric, true); err != nil {
 				return err
 			}
-			obMetric = ev.Metric
+			// Merges first: a run written in this transaction is one node
+			// until commit, and a merge target's rows sort before it, so
+			// each of them would shift all of its rows.
+			if err := mr.compact(min(max(mergeRowsPerRow*perMetric[ev.Metric], mergeRowsMin), mergeRowsMax)); err != nil {
+				return fmt.Errorf("merge outcome runs of %s: %w", mr.metric, err)
+			}
+			run = mr.newRun(0)
 		}
-		n, _ := ob.NextSequence()
-		key = appendStr(key[:0], ev.Unit)
-		key = appendTime(key, ev.Time)
-		key = binary.BigEndian.AppendUint64(key, n)
-		if err := ob.Put(bytes.Clone(key), binary.BigEndian.AppendUint64(nil, math.Float64bits(ev.Value))); err != nil {
+		n, err := mr.rows.NextSequence()
+		if err != nil {
 			return err
 		}
+		key = rowKey(key[:0], run.id, ev.Unit, ev.Time, n)
+		values = binary.BigEndian.AppendUint64(values, math.Float64bits(ev.Value))
+		if err := mr.rows.Put(key, values[len(values)-8:]); err != nil {
+			return err
+		}
+		run.rows++
 		for _, e := range ec.byMetric[ev.Metric] {
 			if _, err := w.attribute(e, ev); err != nil {
 				return err
 			}
+		}
+	}
+	if mr != nil {
+		if err := mr.save(tx); err != nil {
+			return err
 		}
 	}
 	return w.flush()
@@ -621,6 +651,7 @@ func (s *Store) RecordExposures(ctx context.Context, exposures []appliance.Expos
 		if err != nil {
 			return err
 		}
+		runs := map[string]*metricRuns{} // nil: the metric has no outcomes
 		for i := range exposures {
 			x := &exposures[i]
 			e := ec.byName[x.Experiment]
@@ -646,26 +677,26 @@ func (s *Store) RecordExposures(ctx context.Context, exposures []appliance.Expos
 				spec := &e.Metrics[i]
 				m := u.metric(spec.Name)
 				m.exists = true
-				if root := tx.Bucket(bucketOutcomes); root != nil {
-					if ob := root.Bucket([]byte(spec.Name)); ob != nil {
-						prefix := appendStr(nil, x.Unit)
-						c := ob.Cursor()
-						for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-							if len(k) != len(prefix)+16 || len(v) != 8 {
-								continue // another unit whose id starts with this one's length and bytes cannot: lengths differ
-							}
-							val := math.Float64frombits(binary.BigEndian.Uint64(v))
-							switch spec.Place(u.exposure, readTime(k[len(prefix):]), appliance.DefaultCovariateLookback) {
-							case "post":
-								m.sumY += val
-								m.nY++
-							case "pre":
-								m.sumX += val
-								m.nX++
-							}
-						}
+				mr, ok := runs[spec.Name]
+				if !ok {
+					if mr, err = openMetricRuns(tx, spec.Name, false); err != nil {
+						return err
 					}
+					runs[spec.Name] = mr
 				}
+				if mr == nil {
+					continue
+				}
+				mr.forUnit(x.Unit, func(at int64, val float64) {
+					switch spec.Place(u.exposure, at, appliance.DefaultCovariateLookback) {
+					case "post":
+						m.sumY += val
+						m.nY++
+					case "pre":
+						m.sumX += val
+						m.nX++
+					}
+				})
 			}
 			if err := ub.Put([]byte(x.Unit), u.encode()); err != nil {
 				return err

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/metrics"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,13 +56,20 @@ func BenchmarkExperimentEvents(b *testing.B) {
 		pre := events / 10
 		batch := make([]appliance.OutcomeEvent, 0, 10_000)
 		var foldTook time.Duration
+		var folds, foldWritten int64
+		var peakHeap uint64
 		fold := func() {
+			stop := sampleHeap(&peakHeap)
+			defer stop()
 			t := time.Now()
 			for {
+				w := s.DirtyPageBytes()
 				n, err := s.FoldEvents(ctx, foldBatch)
 				if err != nil {
 					b.Fatal(err)
 				}
+				folds++
+				foldWritten += s.DirtyPageBytes() - w
 				if n < foldBatch {
 					break
 				}
@@ -102,7 +111,7 @@ func BenchmarkExperimentEvents(b *testing.B) {
 			}
 		}
 		exposed := time.Since(start)
-		foldTook = 0
+		foldTook, folds, foldWritten, peakHeap = 0, 0, 0, 0
 		evStart := time.Now()
 		for i := pre; i < events; i++ {
 			batch = append(batch, event(i, t0.Add(time.Duration(r.IntN(48))*time.Hour)))
@@ -133,5 +142,32 @@ func BenchmarkExperimentEvents(b *testing.B) {
 		b.ReportMetric(float64(events-pre)/foldTook.Seconds(), "folded-events/s")
 		b.ReportMetric(float64(pre+units)/exposed.Seconds(), "pre-events+exposures/s")
 		b.ReportMetric(float64(resTook.Microseconds())/1000, "results-ms")
+		b.ReportMetric(float64(foldWritten)/float64(folds)/(1<<20), "MiB-written/fold")
+		b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
 	}
+}
+
+// sampleHeap keeps in peak the largest live heap seen every 5 ms until
+// the returned stop is called: a fold transaction's dirty nodes and pages
+// are on the heap until its commit.
+func sampleHeap(peak *uint64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(sample)
+			*peak = max(*peak, sample[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
