@@ -3,8 +3,10 @@ package appliance
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"strings"
@@ -116,22 +118,23 @@ const (
 	exposureSetMaxSlots = 1 << 21 // 16 MiB
 )
 
+// exposureSeed keys the exposure set's hashes; it lives only in memory.
+var exposureSeed = maphash.MakeSeed()
+
 func exposureKey(experiment string, phase int64, unit string) uint64 {
-	h := uint64(14695981039346656037)
-	for _, part := range [...]string{experiment, "\x00", unit} {
-		for i := 0; i < len(part); i++ {
-			h ^= uint64(part[i])
-			h *= 1099511628211
-		}
+	var h maphash.Hash
+	h.SetSeed(exposureSeed)
+	h.WriteString(experiment)
+	h.WriteByte(0)
+	h.WriteString(unit)
+	var p [8]byte
+	binary.LittleEndian.PutUint64(p[:], uint64(phase))
+	h.Write(p[:])
+	k := h.Sum64()
+	if k == 0 { // 0 marks an empty slot
+		k = 1
 	}
-	for i := range 8 {
-		h ^= uint64(byte(phase >> (8 * i)))
-		h *= 1099511628211
-	}
-	if h == 0 { // 0 marks an empty slot
-		h = 1
-	}
-	return h
+	return k
 }
 
 // line returns the table and the two slots a key may occupy in it.
