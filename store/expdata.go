@@ -183,21 +183,6 @@ func (a aggValue) bytes() []byte {
 	return b
 }
 
-// applyDelta moves a unit's contribution to an aggregate from (y0, x0) to
-// (y1, x1); added counts the unit in.
-func applyDelta(b *bolt.Bucket, key []byte, added bool, y0, x0, y1, x1 float64) error {
-	a := readAgg(b, key)
-	if added {
-		a.n++
-	}
-	a.sum += y1 - y0
-	a.sumSq += y1*y1 - y0*y0
-	a.sumX += x1 - x0
-	a.sumXSq += x1*x1 - x0*x0
-	a.sXY += x1*y1 - x0*y0
-	return b.Put(key, a.bytes())
-}
-
 // expContext is what a write needs to know of the experiments, read once
 // per transaction.
 type expContext struct {
@@ -630,17 +615,26 @@ func (w *eventWriter) flush() error {
 		if err != nil {
 			return err
 		}
-		for k, d := range deltas {
-			a := readAgg(ab, []byte(k))
-			a.n += d.n
-			a.sum += d.sum
-			a.sumSq += d.sumSq
-			a.sumX += d.sumX
-			a.sumXSq += d.sumXSq
-			a.sXY += d.sumXY
-			if err := ab.Put([]byte(k), a.bytes()); err != nil {
-				return err
-			}
+		if err := addAggregates(ab, deltas); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addAggregates adds a batch's changes to the stored aggregates, each key
+// read and written once.
+func addAggregates(ab *bolt.Bucket, deltas map[string]*aggDelta) error {
+	for k, d := range deltas {
+		a := readAgg(ab, []byte(k))
+		a.n += d.n
+		a.sum += d.sum
+		a.sumSq += d.sumSq
+		a.sumX += d.sumX
+		a.sumXSq += d.sumXSq
+		a.sXY += d.sumXY
+		if err := ab.Put([]byte(k), a.bytes()); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -665,7 +659,23 @@ func (s *Store) RecordExposures(ctx context.Context, exposures []appliance.Expos
 			return err
 		}
 		runs := map[string]*metricRuns{} // nil: the metric has no outcomes
-		for i := range exposures {
+		// Units in key order (bbolt copies a growing node per random
+		// insert); stable, so that of two exposures of one unit in the
+		// batch the earlier still decides. Aggregates are summed here and
+		// written once per key.
+		order := make([]int, len(exposures))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int {
+			xa, xb := &exposures[a], &exposures[b]
+			if c := strings.Compare(xa.Experiment, xb.Experiment); c != 0 {
+				return c
+			}
+			return strings.Compare(xa.Unit, xb.Unit)
+		})
+		deltas := map[string]map[string]*aggDelta{} // experiment → aggregate key → change
+		for _, i := range order {
 			x := &exposures[i]
 			e := ec.byName[x.Experiment]
 			if e == nil || e.State == appliance.ExperimentDraft || e.State == appliance.ExperimentConcluded || e.Arm(x.Arm) == nil ||
@@ -714,20 +724,39 @@ func (s *Store) RecordExposures(ctx context.Context, exposures []appliance.Expos
 			if err := ub.Put([]byte(x.Unit), u.encode()); err != nil {
 				return err
 			}
-			ab, err := subBucket(tx, bucketExpAggs, e.Name)
-			if err != nil {
-				return err
+			ed := deltas[e.Name]
+			if ed == nil {
+				ed = map[string]*aggDelta{}
+				deltas[e.Name] = ed
 			}
 			for i := range e.Metrics {
 				spec := &e.Metrics[i]
 				y, xv := u.metric(spec.Name).values(spec)
 				for _, g := range u.groups() {
-					if err := applyDelta(ab, aggKey(u.arm, spec.Name, g), true, 0, 0, y, xv); err != nil {
-						return err
+					k := string(aggKey(u.arm, spec.Name, g))
+					d := ed[k]
+					if d == nil {
+						d = &aggDelta{}
+						ed[k] = d
 					}
+					d.n++
+					d.sum += y
+					d.sumSq += y * y
+					d.sumX += xv
+					d.sumXSq += xv * xv
+					d.sumXY += xv * y
 				}
 			}
 			added++
+		}
+		for exp, ed := range deltas {
+			ab, err := subBucket(tx, bucketExpAggs, exp)
+			if err != nil {
+				return err
+			}
+			if err := addAggregates(ab, ed); err != nil {
+				return err
+			}
 		}
 		return nil
 	}, nil)
