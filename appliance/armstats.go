@@ -9,12 +9,25 @@ import (
 	"time"
 )
 
-// ArmStats counts one experiment arm's predictions in this process since it
-// started: requests, failures of the model, and latencies in a log-scale
-// histogram (four buckets per power of two of microseconds, so a
+// ArmStats counts one experiment arm's predictions in this process over a
+// sliding window of the last ArmStatsWindow (whole minutes, the current
+// one included): requests, failures of the model, and latencies in a
+// log-scale histogram (four buckets per power of two of microseconds, so a
 // percentile is known within about 19 %). Guardrails on error rate and p99
-// latency read them.
+// latency read them: an arm that turns bad after a good day is judged on
+// what it does now, not diluted by its past.
 type ArmStats struct {
+	mu    sync.Mutex // rotates a slot to a new minute
+	slots [armStatsSlots]armSlot
+}
+
+// ArmStatsWindow is how far back guardrails look at an arm's live requests.
+const ArmStatsWindow = 5 * time.Minute
+
+const armStatsSlots = int(ArmStatsWindow/time.Minute) + 1
+
+type armSlot struct {
+	minute   atomic.Int64 // unix minute the counts belong to
 	requests atomic.Int64
 	errors   atomic.Int64
 	buckets  [latencyBuckets]atomic.Int64
@@ -40,22 +53,49 @@ func bucketUpper(i int) float64 {
 	return math.Ldexp(1+float64(sub+1)/4, exp)
 }
 
-func (a *ArmStats) record(took time.Duration, failed bool) {
-	a.requests.Add(1)
-	if failed {
-		a.errors.Add(1)
+// record counts a prediction that started at, took took and failed or not.
+func (a *ArmStats) record(at time.Time, took time.Duration, failed bool) {
+	minute := at.Unix() / 60
+	s := &a.slots[minute%int64(armStatsSlots)]
+	if s.minute.Load() != minute {
+		a.mu.Lock()
+		if s.minute.Load() != minute {
+			// A request racing the reset may land on either side of it:
+			// a count or two at a minute's edge, no older data.
+			s.requests.Store(0)
+			s.errors.Store(0)
+			for i := range s.buckets {
+				s.buckets[i].Store(0)
+			}
+			s.minute.Store(minute)
+		}
+		a.mu.Unlock()
 	}
-	a.buckets[latencyBucket(took)].Add(1)
+	s.requests.Add(1)
+	if failed {
+		s.errors.Add(1)
+	}
+	s.buckets[latencyBucket(took)].Add(1)
 }
 
-// Snapshot returns requests, model failures and the p99 latency.
-func (a *ArmStats) Snapshot() (requests, errors int64, p99 time.Duration) {
-	requests, errors = a.requests.Load(), a.errors.Load()
+// Snapshot returns requests, model failures and the p99 latency over the
+// window ending at now.
+func (a *ArmStats) Snapshot(now time.Time) (requests, errors int64, p99 time.Duration) {
+	current := now.Unix() / 60
 	var counts [latencyBuckets]int64
 	var total int64
-	for i := range counts {
-		counts[i] = a.buckets[i].Load()
-		total += counts[i]
+	for i := range a.slots {
+		s := &a.slots[i]
+		if m := s.minute.Load(); m > current || m <= current-int64(armStatsSlots) {
+			continue // outside the window (or never used)
+		}
+		requests += s.requests.Load()
+		errors += s.errors.Load()
+		for j := range counts {
+			c := s.buckets[j].Load()
+			counts[j] += c
+			total += c
+		}
 	}
 	if total == 0 {
 		return requests, errors, 0

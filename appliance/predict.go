@@ -336,7 +336,7 @@ func (p *Predictor) Predict(ctx context.Context, req *PredictRequest) (*Predicti
 	took := time.Since(start)
 	if rt != nil {
 		// A failure of the arm's model is what its error-rate guardrail counts.
-		p.arms.get(rt.Experiment.Name, rt.Arm.Name, rt.Experiment.Phase()).record(took, err != nil)
+		p.arms.get(rt.Experiment.Name, rt.Arm.Name, rt.Experiment.Phase()).record(start, took, err != nil)
 	}
 	if err != nil {
 		return nil, err

@@ -365,7 +365,7 @@ func (m *Monitor) CheckGuardrails(ctx context.Context) error {
 		}
 		if reason == "" && e.Guardrails != nil && m.Arms != nil {
 			for _, a := range e.Arms[1:] { // the control is what the others fall back to
-				requests, errs, p99 := m.Arms(e, a.Name).Snapshot()
+				requests, errs, p99 := m.Arms(e, a.Name).Snapshot(time.Now())
 				if requests < minGuardrailRequests {
 					continue
 				}
@@ -373,10 +373,10 @@ func (m *Monitor) CheckGuardrails(ctx context.Context) error {
 				switch g := e.Guardrails; {
 				case g.MaxErrorRate > 0 && rate > g.MaxErrorRate:
 					metric, arm = "error_rate", a.Name
-					reason = fmt.Sprintf("guardrail error_rate breached by arm %s: %.4f of %d predictions failed, above %g", a.Name, rate, requests, g.MaxErrorRate)
+					reason = fmt.Sprintf("guardrail error_rate breached by arm %s: %.4f of %d predictions in the last %s failed, above %g", a.Name, rate, requests, appliance.ArmStatsWindow, g.MaxErrorRate)
 				case g.MaxP99LatencyMS > 0 && float64(p99)/float64(time.Millisecond) > g.MaxP99LatencyMS:
 					metric, arm = "p99_latency_ms", a.Name
-					reason = fmt.Sprintf("guardrail p99_latency_ms breached by arm %s: p99 %.1f ms over %d predictions, above %g", a.Name, float64(p99)/float64(time.Millisecond), requests, g.MaxP99LatencyMS)
+					reason = fmt.Sprintf("guardrail p99_latency_ms breached by arm %s: p99 %.1f ms over %d predictions in the last %s, above %g", a.Name, float64(p99)/float64(time.Millisecond), requests, appliance.ArmStatsWindow, g.MaxP99LatencyMS)
 				}
 				if reason != "" {
 					breached = map[string]any{"requests": requests, "errors": errs, "p99_ms": float64(p99) / float64(time.Millisecond)}
