@@ -188,6 +188,9 @@ type ShadowLog struct {
 // TelemetryReader reads back what the telemetry buffer flushed.
 type TelemetryReader interface {
 	Read(kind string, after uint64, fn func(seq uint64, data []byte) bool) error
+	// FlushedBefore returns a sequence after which every record of the
+	// kind taken at or after t lies (0: from the start).
+	FlushedBefore(kind string, t time.Time) (uint64, error)
 }
 
 // ShadowReport compares one shadow version with the primary arms.

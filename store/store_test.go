@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,6 +468,53 @@ func TestStore_Telemetry_ReservesRoomForExposures(t *testing.T) {
 	}
 	if tel.Dropped("exposure") != 1 {
 		t.Fatalf("exposures dropped %d, want 1", tel.Dropped("exposure"))
+	}
+}
+
+// FlushedBefore finds where the records taken since a time begin.
+func TestStore_Telemetry_FlushedBefore(t *testing.T) {
+	var clock atomic.Int64
+	t1 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	clock.Store(t1.UnixNano())
+	s := storetest.Open(t, store.Options{TelemetryFlush: 10 * time.Millisecond, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	tel := s.Telemetry()
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got := 0
+			if err := tel.Read("prediction", 0, func(uint64, []byte) bool { got++; return true }); err != nil {
+				t.Fatal(err)
+			}
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("flushed %d of %d", got, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for i := range 3 {
+		tel.Append("prediction", []byte(fmt.Sprint(i)))
+	}
+	waitFor(3)
+	t2 := t1.Add(time.Hour)
+	clock.Store(t2.UnixNano())
+	for i := range 2 {
+		tel.Append("prediction", []byte(fmt.Sprint(i)))
+	}
+	waitFor(5)
+	for _, tc := range []struct {
+		at   time.Time
+		want uint64
+	}{{t1.Add(-time.Second), 0}, {t1, 0}, {t1.Add(time.Minute), 3}, {t2, 3}, {t2.Add(time.Second), 5}} {
+		if got, err := tel.FlushedBefore("prediction", tc.at); err != nil || got != tc.want {
+			t.Errorf("FlushedBefore(%s) = %d, %v; want %d", tc.at.Format(time.TimeOnly), got, err, tc.want)
+		}
+	}
+	if got, _ := tel.FlushedBefore("exposure", t2); got != 0 {
+		t.Errorf("a kind never flushed: %d", got)
 	}
 }
 

@@ -160,6 +160,33 @@ func (t *Telemetry) flush() {
 	t.written.Add(len(batch))
 }
 
+// FlushedBefore returns the last sequence of a kind flushed before t (0:
+// none). Every record after it was flushed at or after t, and a record is
+// flushed after it was taken, so a reader of records taken since t can
+// start there instead of at the beginning of the retention.
+func (t *Telemetry) FlushedBefore(kind string, at time.Time) (uint64, error) {
+	var seq uint64
+	err := t.s.view(func(tx *bolt.Tx) error {
+		marks := tx.Bucket(bucketTelemetry).Bucket([]byte(kind + marksSuffix))
+		if marks == nil {
+			return nil
+		}
+		c := marks.Cursor()
+		// The last mark before at: seek to the first at or after, step back.
+		var k, v []byte
+		if k, _ = c.Seek(u64(uint64(max(at.UnixNano(), 0)))); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		if k != nil && len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return seq, err
+}
+
 // marksSuffix names the bucket of a kind's flush marks (kinds are plain
 // identifiers, so no kind can collide with it).
 const marksSuffix = "#marks"

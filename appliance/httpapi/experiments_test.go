@@ -294,6 +294,8 @@ func (m *memTelemetry) Append(kind string, data []byte) bool {
 	return true
 }
 
+func (m *memTelemetry) FlushedBefore(string, time.Time) (uint64, error) { return 0, nil }
+
 func (m *memTelemetry) Read(kind string, after uint64, fn func(uint64, []byte) bool) error {
 	m.mu.Lock()
 	recs := m.recs[kind]

@@ -150,9 +150,16 @@ func (d *Drift) run(ctx context.Context, jc appliance.JobControl) (any, error) {
 		}
 		windows[name] = w
 	}
-	// One pass over the prediction logs feeds every model's window.
+	// One pass over the window's prediction logs feeds every model's
+	// window: it starts at the last flush before the window and stops a
+	// minute past its end (logs are in flush order, a record flushed within
+	// about a second of its time), not at both ends of the retention.
+	from, err := d.Telemetry.FlushedBefore("prediction", start)
+	if err != nil {
+		return nil, err
+	}
 	var scanned int64
-	err := d.Telemetry.Read("prediction", 0, func(_ uint64, data []byte) bool {
+	err = d.Telemetry.Read("prediction", from, func(_ uint64, data []byte) bool {
 		scanned++
 		if scanned%4096 == 0 && ctx.Err() != nil {
 			return false
@@ -160,6 +167,9 @@ func (d *Drift) run(ctx context.Context, jc appliance.JobControl) (any, error) {
 		var l appliance.PredictionLog
 		if json.Unmarshal(data, &l) != nil {
 			return true
+		}
+		if l.Time.After(end.Add(time.Minute)) {
+			return false
 		}
 		w, mv := windows[l.Model], versions[l.Model]
 		if w == nil || l.Version != mv.Version || l.Time.Before(start) || l.Time.After(end) {
