@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -26,6 +29,17 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// eventID is the i-th event's id: "e<i>" (ids that sort in arrival
+// order), or with BENCH_EVENT_IDS=random a random UUID-like hex string, as
+// most clients send (ids that land all over the index).
+func eventID(i int) string {
+	if os.Getenv("BENCH_EVENT_IDS") != "random" {
+		return "e" + strconv.Itoa(i)
+	}
+	h := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i)))
+	return hex.EncodeToString(h[:16])
 }
 
 // BenchmarkExperimentEvents records exposures of BENCH_EXP_UNITS units
@@ -88,7 +102,7 @@ func BenchmarkExperimentEvents(b *testing.B) {
 		metrics := []string{"converted", "revenue", "latency"}
 		event := func(i int, at time.Time) appliance.OutcomeEvent {
 			return appliance.OutcomeEvent{Unit: "u" + strconv.Itoa(r.IntN(units)), Metric: metrics[i%3], Value: r.Float64() * 10,
-				Time: at.UnixMicro(), EventID: "e" + strconv.Itoa(i)}
+				Time: at.UnixMicro(), EventID: eventID(i)}
 		}
 		start := time.Now()
 		for i := range pre {
