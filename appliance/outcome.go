@@ -37,7 +37,8 @@ type ExperimentData interface {
 	// FoldEvents later folds them into the aggregates of every experiment
 	// that exposed their unit.
 	RecordEvents(ctx context.Context, events []OutcomeEvent) (*EventsResult, error)
-	// FoldEvents folds at most limit logged events and reports how many.
+	// FoldEvents folds at most limit logged events and reports how many;
+	// it may fold fewer while more are pending (0 only when none are).
 	FoldEvents(ctx context.Context, limit int) (int, error)
 	// RecordExposures records first exposures (later ones of a unit are
 	// ignored: assignment is sticky) and folds the unit's stored events into

@@ -69,6 +69,10 @@ type Options struct {
 	// for get-online-features and predict; default 64 MiB, negative: no
 	// cache.
 	OnlineCacheBytes int64
+	// FoldMaxPages is how many pages one fold of experiment events may
+	// change before the next fold takes fewer events; default 32768 (a
+	// transaction of about 128 MiB of pages).
+	FoldMaxPages int
 }
 
 // Store is mlnode's storage, one bbolt file. It implements
@@ -101,6 +105,7 @@ type Store struct {
 
 	telemetry *Telemetry
 	online    *onlineCache // nil: off
+	foldCap   atomic.Int64 // events per fold, adapted to its cost (adaptFoldCap); 0: the caller's limit
 
 	rowsWritten *metrics.Counter
 	commits     *metrics.Counter
@@ -151,6 +156,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	opts.Compaction.defaults()
 	if opts.InitialMmapBytes <= 0 {
 		opts.InitialMmapBytes = 256 << 20
+	}
+	if opts.FoldMaxPages <= 0 {
+		opts.FoldMaxPages = 32768
 	}
 	if opts.OnlineCacheBytes == 0 {
 		opts.OnlineCacheBytes = 64 << 20

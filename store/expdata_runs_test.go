@@ -214,3 +214,65 @@ func TestExperimentData_FoldBatchesAgree(t *testing.T) {
 		})
 	}
 }
+
+// A store whose folds change more pages than FoldMaxPages folds fewer
+// events at a time, and the aggregates are the same.
+func TestExperimentData_FoldCapBoundsTransactions(t *testing.T) {
+	defer func(floor int) { foldCapFloor = floor }(foldCapFloor)
+	foldCapFloor = 5
+	ctx := context.Background()
+	t0 := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	var events []appliance.OutcomeEvent
+	var exposures []appliance.ExposureLog
+	for u := range 300 {
+		unit := fmt.Sprint("unit-", u)
+		exposures = append(exposures, appliance.ExposureLog{Experiment: "exp", Arm: []string{"control", "treatment"}[u%2], Unit: unit, Time: t0})
+		for i := range 3 {
+			events = append(events, appliance.OutcomeEvent{Unit: unit, Metric: "revenue", Value: float64(u % 7),
+				Time: t0.Add(time.Duration(i+1) * time.Hour).UnixMicro(), EventID: fmt.Sprint("ev-", u, "-", i)})
+		}
+	}
+	run := func(opts Options, limit int) ([]appliance.Aggregate, []int) {
+		s, err := Open(ctx, t.TempDir(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		e := &appliance.Experiment{Name: "exp", Model: "m", Unit: "user_id", State: appliance.ExperimentRunning, Coverage: 1,
+			Arms:    []appliance.Arm{{Name: "control", Version: 1, Weight: 0.5}, {Name: "treatment", Version: 2, Weight: 0.5}},
+			Metrics: []appliance.Metric{{Name: "revenue", Type: appliance.MetricMean, Direction: "increase", Role: "goal"}}}
+		if err := s.CreateExperiment(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RecordExposures(ctx, exposures, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RecordEvents(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+		var folds []int
+		for {
+			n, err := s.FoldEvents(ctx, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			folds = append(folds, n)
+		}
+		aggs, err := s.ExperimentAggregates(ctx, "exp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aggs, folds
+	}
+	want, _ := run(Options{}, 1<<30)
+	got, folds := run(Options{FoldMaxPages: 2}, 400)
+	if !slices.Equal(got, want) {
+		t.Fatalf("capped folds: aggregates %+v, want %+v", got, want)
+	}
+	if len(folds) < 2 || folds[0] != 400 || folds[1] >= 400 {
+		t.Fatalf("folds of %v events: the second must be cut after a first that changed more than 2 pages", folds)
+	}
+}

@@ -323,14 +323,24 @@ const foldBatch = 50000
 
 // Fold folds every logged event into the aggregates, a batch per
 // transaction.
+//
+// The store may fold fewer events than asked (it bounds a transaction's
+// memory), so this folds until the log is empty, or for foldBudget at a
+// time when events keep coming faster: the monitor's other duties
+// (guardrails, ramps) must not wait behind a backlog.
 func (m *Monitor) Fold(ctx context.Context) error {
-	for {
+	start := time.Now()
+	for time.Since(start) < foldBudget {
 		n, err := m.Data.FoldEvents(ctx, foldBatch)
-		if err != nil || n < foldBatch {
+		if err != nil || n == 0 {
 			return err
 		}
 	}
+	return nil
 }
+
+// foldBudget is how long one Fold call may keep folding a backlog.
+const foldBudget = 5 * time.Second
 
 // CheckGuardrails stops every running experiment with a breached guardrail:
 // a guardrail metric significantly worse for an arm under the sequential
