@@ -56,10 +56,11 @@ type viewCache struct {
 }
 
 type cacheShard struct {
-	mu    sync.RWMutex
-	index map[uint64]uint32 // key hash → slot
-	slots []cacheSlot
-	arena []byte
+	mu      sync.RWMutex
+	index   map[uint64]uint32 // key hash → slot
+	slots   []cacheSlot
+	arena   []byte
+	dropped bool // the view was deleted: bytes put here would never be freed
 	// Counted per shard: one counter for all would be a cache line that
 	// every read on every core writes.
 	hits, misses, evictions atomic.Uint64
@@ -188,6 +189,7 @@ func (c *onlineCache) release(vc *viewCache) {
 		sh := &vc.shards[i]
 		sh.mu.Lock()
 		c.clear(sh)
+		sh.dropped = true // a reader still holding the view must not refill it
 		sh.mu.Unlock()
 	}
 }
@@ -240,6 +242,9 @@ func (c *onlineCache) put(vc *viewCache, gen uint64, key []byte, plain []byte) {
 	sh, h := c.shard(vc, key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.dropped {
+		return
+	}
 	i, exists := sh.index[h]
 	if exists && sh.slots[i].gen > gen {
 		return // a newer reader got there first
