@@ -23,23 +23,37 @@ func TestExposureSet(t *testing.T) {
 	if !s.first(a) {
 		t.Fatal("a forgotten unit must be first again")
 	}
-	// Three keys on one line: the third evicts one, and none is ever
-	// reported as seen without having been marked.
+	// One key more than the probes with the same start: the last evicts
+	// the one at the start, and no key is ever reported as seen without
+	// having been marked.
 	base := uint64(7) << 33
-	keys := []uint64{base | 2, base | 4, base | 5}
-	for _, k := range keys {
-		if !s.first(k) {
-			t.Fatalf("key %x: first time must be first", k)
+	for k := uint64(1); k <= exposureProbes+1; k++ {
+		if !s.first(base | k) {
+			t.Fatalf("key %d: first time must be first", k)
 		}
 	}
-	seen := 0
-	for _, k := range keys {
-		if !s.first(k) {
-			seen++
+	if s.first(base | (exposureProbes + 1)) {
+		t.Fatal("the key that evicted must be seen")
+	}
+	if !s.first(base | 1) {
+		t.Fatal("the evicted key must be first again")
+	}
+}
+
+// Below half full nothing is evicted: every marked unit stays seen, so a
+// unit's exposure is logged once.
+func TestExposureSetNoRepeatsBelowCapacity(t *testing.T) {
+	var s exposureSet
+	const units = 50_000
+	for u := range units {
+		if !s.first(exposureKey("exp", 1, "u"+strconv.Itoa(u))) {
+			t.Fatalf("unit %d taken as seen before it was marked", u)
 		}
 	}
-	if seen == 0 || seen == 3 {
-		t.Fatalf("a line of two slots holding three keys: %d seen, want 1 or 2", seen)
+	for u := range units {
+		if s.first(exposureKey("exp", 1, "u"+strconv.Itoa(u))) {
+			t.Fatalf("unit %d first again with the table %d%% full", u, 100*s.table.Load().used.Load()/int64(len(s.table.Load().slots)))
+		}
 	}
 }
 

@@ -96,21 +96,42 @@ type Predictor struct {
 
 // exposureSet remembers which units this process has logged an exposure
 // for, as GrowthBook's SDKs do: only a unit's first exposure matters (its
-// arm is sticky), so repeats are not logged. It is a table of 64-bit
-// hashes, two slots per line, read and written with atomics: it is on every
+// arm is sticky), so repeats are not logged. It is an open-addressing table
+// of 64-bit hashes read and written with atomics: it is on every
 // experiment request's path, where a lock showed up in profiles. The table
-// starts small, so that a few thousand units stay in cache, and is replaced
-// by an empty one twice its size when half full, up to about a million
-// units; after that a full line evicts one of its entries. A unit forgotten
-// either way is logged again and the store ignores the repeat; a unit is
-// never wrongly taken as seen short of a 64-bit hash collision.
+// starts small, so that a few thousand units stay in cache, and is copied
+// into one twice its size when half full, up to about a million units;
+// after that a key whose probes find no room evicts another. A unit
+// forgotten either way is logged again and the store ignores the repeat;
+// a unit is never wrongly taken as seen short of a 64-bit hash collision.
 type exposureSet struct {
 	table atomic.Pointer[exposureTable]
 }
 
 type exposureTable struct {
-	slots []atomic.Uint64
-	used  atomic.Int64
+	slots   []atomic.Uint64
+	used    atomic.Int64
+	growing atomic.Bool // one request copies the table into a bigger one
+}
+
+// grown copies the table into one twice its size. A unit marked in the
+// old table while the copy runs may be missed: it is logged once more.
+func (t *exposureTable) grown() *exposureTable {
+	next := &exposureTable{slots: make([]atomic.Uint64, 2*len(t.slots))}
+	mask := uint64(len(next.slots) - 1)
+	for i := range t.slots {
+		h := t.slots[i].Load()
+		if h == 0 {
+			continue
+		}
+		for p, j := 0, h>>32; p < exposureProbes; p, j = p+1, j+1 {
+			if next.slots[j&mask].CompareAndSwap(0, h) {
+				next.used.Add(1)
+				break
+			}
+		}
+	}
+	return next
 }
 
 const (
@@ -137,49 +158,56 @@ func exposureKey(experiment string, phase int64, unit string) uint64 {
 	return k
 }
 
-// line returns the table and the two slots a key may occupy in it.
-func (s *exposureSet) line(h uint64) (*exposureTable, *atomic.Uint64, *atomic.Uint64) {
+// exposureProbes bounds a lookup; below half full a run of taken slots
+// this long is all but impossible, and most lookups read one cache line.
+const exposureProbes = 64
+
+func (s *exposureSet) current() *exposureTable {
 	t := s.table.Load()
 	if t == nil {
 		s.table.CompareAndSwap(nil, &exposureTable{slots: make([]atomic.Uint64, exposureSetMinSlots)})
 		t = s.table.Load()
 	}
-	// The high bits pick the line: the low one picks the slot to evict.
-	i := (h >> 32) & uint64(len(t.slots)-1) &^ 1
-	return t, &t.slots[i], &t.slots[i+1]
+	return t
 }
 
 // forget unmarks a unit whose exposure could not be logged.
 func (s *exposureSet) forget(h uint64) {
-	_, a, b := s.line(h)
-	if !a.CompareAndSwap(h, 0) {
-		b.CompareAndSwap(h, 0)
+	t := s.current()
+	mask := uint64(len(t.slots) - 1)
+	for p, i := 0, h>>32; p < exposureProbes; p, i = p+1, i+1 {
+		// A gap left here may hide a key further along: it is then logged
+		// once more, which the store ignores.
+		if t.slots[i&mask].CompareAndSwap(h, 0) {
+			return
+		}
 	}
 }
 
 // first reports whether the unit's exposure (keyed by exposureKey: a new
 // phase reassigns everyone) has not been seen yet, and marks it.
 func (s *exposureSet) first(h uint64) bool {
-	t, a, b := s.line(h)
-	if a.Load() == h || b.Load() == h {
-		return false
-	}
-	for _, slot := range [...]*atomic.Uint64{a, b} {
-		if slot.CompareAndSwap(0, h) {
-			if n := len(t.slots); t.used.Add(1) > int64(n/2) && n < exposureSetMaxSlots {
-				s.table.CompareAndSwap(t, &exposureTable{slots: make([]atomic.Uint64, 2*n)})
-			}
-			return true
-		}
-		if slot.Load() == h { // marked meanwhile by a concurrent request
+	t := s.current()
+	mask := uint64(len(t.slots) - 1)
+	start := h >> 32 // the low bits are the phase's and unit's mix too, but these are spread by the hash
+	for p, i := 0, start; p < exposureProbes; p, i = p+1, i+1 {
+		slot := &t.slots[i&mask]
+		switch v := slot.Load(); {
+		case v == h:
 			return false
+		case v == 0:
+			if slot.CompareAndSwap(0, h) {
+				if n := len(t.slots); t.used.Add(1) > int64(n/2) && n < exposureSetMaxSlots && t.growing.CompareAndSwap(false, true) {
+					s.table.Store(t.grown())
+				}
+				return true
+			}
+			if slot.Load() == h { // marked meanwhile by a concurrent request
+				return false
+			}
 		}
 	}
-	victim := a
-	if h&1 == 1 {
-		victim = b
-	}
-	victim.Store(h)
+	t.slots[start&mask].Store(h) // no room nearby: evict
 	return true
 }
 
