@@ -32,7 +32,8 @@ import (
 // transaction, so it is not one snapshot across keys (nor is Feast's read
 // of Redis).
 //
-// Memory is bounded by a byte budget over all views. Each shard keeps its
+// Memory is bounded by a byte budget over all views, counting the arenas'
+// capacity and an overhead per entry. Each shard keeps its
 // rows in one append-only byte arena with a pointer-free index (key hash
 // to slot), so that a full cache adds nothing for the garbage collector
 // to scan: pointers in millions of small entries made its marking long
@@ -196,7 +197,7 @@ func (c *onlineCache) release(vc *viewCache) {
 
 // clear empties a shard; its lock is held.
 func (c *onlineCache) clear(sh *cacheShard) {
-	c.used.Add(-int64(len(sh.arena) + len(sh.slots)*cacheEntryOverhead))
+	c.used.Add(-int64(cap(sh.arena) + len(sh.slots)*cacheEntryOverhead))
 	// A new arena, not the old one truncated: readers may still hold
 	// slices of it.
 	sh.index, sh.slots, sh.arena = nil, nil, nil
@@ -235,8 +236,8 @@ func (c *onlineCache) lookup(vc *viewCache, gen uint64, key []byte) ([]byte, boo
 
 // put caches a row read under generation gen (plain nil: absent).
 func (c *onlineCache) put(vc *viewCache, gen uint64, key []byte, plain []byte) {
-	size := int64(len(key) + len(plain) + cacheEntryOverhead)
-	if size > c.budget/64 {
+	need := len(key) + len(plain)
+	if int64(need+cacheEntryOverhead) > c.budget/64 {
 		return // one row must not empty a large part of the cache
 	}
 	sh, h := c.shard(vc, key)
@@ -249,15 +250,23 @@ func (c *onlineCache) put(vc *viewCache, gen uint64, key []byte, plain []byte) {
 	if exists && sh.slots[i].gen > gen {
 		return // a newer reader got there first
 	}
-	if c.used.Load()+size > c.budget || len(sh.arena)+len(key)+len(plain) > math.MaxInt32 {
+	if c.used.Load()+c.cost(sh, need, exists) > c.budget || len(sh.arena)+need > math.MaxInt32 {
 		if len(sh.slots) > 0 {
 			sh.evictions.Add(uint64(len(sh.slots)))
 		}
 		c.clear(sh)
 		exists = false
-		if c.used.Load()+size > c.budget {
+		if c.used.Load()+c.cost(sh, need, false) > c.budget {
 			return // the other shards hold the budget; this row is not kept
 		}
+	}
+	if len(sh.arena)+need > cap(sh.arena) {
+		// Grown by a quarter, not doubled by append, and counted by its
+		// capacity: what the budget bounds is the memory held.
+		grown := make([]byte, len(sh.arena), len(sh.arena)+arenaGrowth(len(sh.arena), need))
+		copy(grown, sh.arena)
+		c.used.Add(int64(cap(grown) - cap(sh.arena)))
+		sh.arena = grown
 	}
 	sl := cacheSlot{gen: gen, off: uint32(len(sh.arena)), klen: uint32(len(key)), vlen: int32(len(plain))}
 	if plain == nil {
@@ -268,7 +277,6 @@ func (c *onlineCache) put(vc *viewCache, gen uint64, key []byte, plain []byte) {
 		// The old bytes stay in the arena, counted, until the shard is
 		// cleared.
 		sh.slots[i] = sl
-		c.used.Add(int64(len(key) + len(plain)))
 		return
 	}
 	if sh.index == nil {
@@ -276,5 +284,21 @@ func (c *onlineCache) put(vc *viewCache, gen uint64, key []byte, plain []byte) {
 	}
 	sh.index[h] = uint32(len(sh.slots))
 	sh.slots = append(sh.slots, sl)
-	c.used.Add(size)
+	c.used.Add(cacheEntryOverhead)
+}
+
+// arenaGrowth is how many bytes an arena of n bytes grows by to take need
+// more.
+func arenaGrowth(n, need int) int { return max(need, n/4, 4096) }
+
+// cost is what caching need more bytes adds to the shard's memory.
+func (c *onlineCache) cost(sh *cacheShard, need int, exists bool) int64 {
+	var n int64
+	if len(sh.arena)+need > cap(sh.arena) {
+		n = int64(len(sh.arena) + arenaGrowth(len(sh.arena), need) - cap(sh.arena))
+	}
+	if !exists {
+		n += cacheEntryOverhead
+	}
+	return n
 }
