@@ -177,7 +177,7 @@ func TestPredictionLog_IsValidJSON(t *testing.T) {
 	p := &appliance.Predictor{Telemetry: sinkFunc(func(kind string, data []byte) bool { got = data; return true })}
 	_ = p
 	for _, s := range []string{"plain", "quote\"and\\\\", "ctl\x00\x1f", "ünï", "bad\xff"} {
-		b := appliance.AppendJSONStringForTest(nil, s)
+		b := appliance.AppendJSONString(nil, s)
 		var back string
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatalf("%q encoded as %s: %v", s, b, err)

@@ -568,16 +568,16 @@ func (p *Predictor) now() time.Time {
 func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, rt *Route, in, out []float64, requestID string, took time.Duration) {
 	b := make([]byte, 0, 256+len(in)*12)
 	b = append(b, `{"request_id":`...)
-	b = appendJSONString(b, requestID)
+	b = AppendJSONString(b, requestID)
 	b = append(b, `,"time":"`...)
 	b = p.now().UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","model":`...)
-	b = appendJSONString(b, mv.Model)
+	b = AppendJSONString(b, mv.Model)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, int64(mv.Version), 10)
 	if alias != "" {
 		b = append(b, `,"alias":`...)
-		b = appendJSONString(b, alias)
+		b = AppendJSONString(b, alias)
 	}
 	if len(req.Entities) > 0 {
 		b = append(b, `,"entity":{`...)
@@ -587,22 +587,22 @@ func (p *Predictor) log(req *PredictRequest, mv *ModelVersion, alias string, rt 
 				b = append(b, ',')
 			}
 			first = false
-			b = appendJSONString(b, k)
+			b = AppendJSONString(b, k)
 			b = append(b, ':')
-			b = appendJSONString(b, strings.Trim(string(v), `"`))
+			b = AppendJSONString(b, strings.Trim(string(v), `"`))
 		}
 		b = append(b, '}')
 	}
 	if rt != nil {
 		b = append(b, `,"experiment":`...)
-		b = appendJSONString(b, rt.Experiment.Name)
+		b = AppendJSONString(b, rt.Experiment.Name)
 		b = append(b, `,"arm":`...)
-		b = appendJSONString(b, rt.Arm.Name)
+		b = AppendJSONString(b, rt.Arm.Name)
 		b = append(b, `,"unit":`...)
-		b = appendJSONString(b, rt.Unit)
+		b = AppendJSONString(b, rt.Unit)
 	} else if req.Unit != "" {
 		b = append(b, `,"unit":`...)
-		b = appendJSONString(b, req.Unit)
+		b = AppendJSONString(b, req.Unit)
 	}
 	b = appendFloats(append(b, `,"inputs":`...), in)
 	b = appendFloats(append(b, `,"outputs":`...), out)
@@ -634,19 +634,19 @@ type ExposureLog struct {
 func (p *Predictor) logExposure(req *PredictRequest, rt *Route, mv *ModelVersion, requestID string) bool {
 	b := make([]byte, 0, 192)
 	b = append(b, `{"request_id":`...)
-	b = appendJSONString(b, requestID)
+	b = AppendJSONString(b, requestID)
 	b = append(b, `,"time":"`...)
 	b = p.now().UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","experiment":`...)
-	b = appendJSONString(b, rt.Experiment.Name)
+	b = AppendJSONString(b, rt.Experiment.Name)
 	b = append(b, `,"arm":`...)
-	b = appendJSONString(b, rt.Arm.Name)
+	b = AppendJSONString(b, rt.Arm.Name)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, int64(mv.Version), 10)
 	b = append(b, `,"unit":`...)
-	b = appendJSONString(b, rt.Unit)
+	b = AppendJSONString(b, rt.Unit)
 	b = append(b, `,"seed":`...)
-	b = appendJSONString(b, rt.Experiment.HashSeed())
+	b = AppendJSONString(b, rt.Experiment.HashSeed())
 	if len(rt.Experiment.Breakdowns) > 0 {
 		b = append(b, `,"attributes":{`...)
 		n := 0
@@ -659,9 +659,9 @@ func (p *Predictor) logExposure(req *PredictRequest, rt *Route, mv *ModelVersion
 				b = append(b, ',')
 			}
 			n++
-			b = appendJSONString(b, name)
+			b = AppendJSONString(b, name)
 			b = append(b, ':')
-			b = appendJSONString(b, fmt.Sprint(v))
+			b = AppendJSONString(b, fmt.Sprint(v))
 		}
 		b = append(b, '}')
 	}
@@ -684,18 +684,4 @@ func appendFloats(b []byte, fs []float64) []byte {
 		b = strconv.AppendFloat(b, f, 'g', -1, 64)
 	}
 	return append(b, ']')
-}
-
-// appendJSONString appends s as a JSON string (strconv.Quote's escapes
-// are Go's, not JSON's, for control and non-UTF-8 bytes).
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -225,7 +225,7 @@ func appendScalar(dst []byte, x scalar) []byte {
 	if x.num {
 		return append(dst, x.text...)
 	}
-	return appendString(dst, x.text)
+	return appliance.AppendJSONString(dst, x.text)
 }
 
 // parseFeastRequest reads Feast's GetOnlineFeatures request by hand, for

@@ -2,17 +2,14 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -160,113 +157,13 @@ func jsonError(err error) error {
 	return appliance.Invalid("body", "bad JSON: %v", err)
 }
 
-// appendValue appends v as JSON: int64 exact, floats shortest, bytes in
-// standard base64, timestamps as unix seconds when feastTime (Feast's
-// UnixTimestamp) or RFC 3339 otherwise, null for a missing value.
+// appendValue appends v as JSON (appliance.AppendJSONValue), timestamps as
+// unix seconds when feastTime (Feast's UnixTimestamp).
 func appendValue(dst []byte, v appliance.Value, feastTime bool) []byte {
-	switch v.Kind {
-	case appliance.KindNull:
-		return append(dst, "null"...)
-	case appliance.KindInt64:
-		return strconv.AppendInt(dst, v.Int, 10)
-	case appliance.KindFloat64:
-		return appendFloat(dst, v.Float)
-	case appliance.KindBool:
-		return strconv.AppendBool(dst, v.Int != 0)
-	case appliance.KindString:
-		return appendString(dst, v.Str)
-	case appliance.KindBytes:
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, []byte(v.Str))
-		return append(dst, '"')
-	case appliance.KindTimestamp:
-		if feastTime {
-			return strconv.AppendInt(dst, v.Int/1e6, 10)
-		}
-		dst = append(dst, '"')
-		dst = appendTimestamp(dst, v.Int)
-		return append(dst, '"')
-	case appliance.KindInt64List:
-		dst = append(dst, '[')
-		for i, x := range v.Ints {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendInt(dst, x, 10)
-		}
-		return append(dst, ']')
-	case appliance.KindFloat64List:
-		dst = append(dst, '[')
-		for i, x := range v.Floats {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendFloat(dst, x)
-		}
-		return append(dst, ']')
-	case appliance.KindStringList:
-		dst = append(dst, '[')
-		for i, x := range v.Strs {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, x)
-		}
-		return append(dst, ']')
+	if feastTime && v.Kind == appliance.KindTimestamp {
+		return strconv.AppendInt(dst, v.Int/1e6, 10)
 	}
-	return append(dst, "null"...)
-}
-
-// appendFloat formats like encoding/json: shortest representation, an
-// exponent only for very large or small magnitudes. Stored floats are never
-// NaN or infinite (ingest refuses them); null guards the impossible.
-func appendFloat(dst []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(dst, "null"...)
-	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9, as encoding/json does
-		n := len(dst) - start
-		if n >= 4 && dst[len(dst)-4] == 'e' && dst[len(dst)-3] == '-' && dst[len(dst)-2] == '0' {
-			dst[len(dst)-2] = dst[len(dst)-1]
-			dst = dst[:len(dst)-1]
-		}
-	}
-	return dst
-}
-
-// appendString appends s as a JSON string.
-func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			b, _ := json.Marshal(s)
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
-}
-
-// appendTimestamp writes unix microseconds as RFC 3339 in UTC, with
-// fractional digits only when there are any, in groups of 3 as protobuf's
-// JSON Timestamp does.
-func appendTimestamp(dst []byte, micros int64) []byte {
-	t := time.UnixMicro(micros).UTC()
-	switch {
-	case t.Nanosecond() == 0:
-		return t.AppendFormat(dst, "2006-01-02T15:04:05Z")
-	case t.Nanosecond()%1e6 == 0:
-		return t.AppendFormat(dst, "2006-01-02T15:04:05.000Z")
-	}
-	return t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z")
+	return appliance.AppendJSONValue(dst, &v)
 }
 
 // spoolFile copies a request body to a temporary file in dir, unlinked at

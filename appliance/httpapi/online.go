@@ -219,7 +219,7 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 		vr.stamps = make([][]byte, nrows)
 		for i := range vr.rows {
 			if vr.rows[i].Found {
-				vr.stamps[i] = append(appendTimestamp(append(make([]byte, 0, 32), '"'), vr.rows[i].EventTime), '"')
+				vr.stamps[i] = append(appliance.AppendJSONTime(append(make([]byte, 0, 32), '"'), vr.rows[i].EventTime), '"')
 			}
 		}
 	}
@@ -254,7 +254,7 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 			out = append(out, ',')
 		}
 		first = false
-		out = appendString(out, n)
+		out = appliance.AppendJSONString(out, n)
 	}
 	for _, col := range cols {
 		name(col.name)
@@ -435,7 +435,7 @@ func (s *Server) getOnlineRow(c *fiber.Ctx) error {
 	}
 	res := fiber.Map{"view": view.Name, "version": view.Version, "entity": entity, "found": rows[0].Found, "values": values, "statuses": statuses}
 	if rows[0].Found {
-		res["event_timestamp"] = json.RawMessage(`"` + string(appendTimestamp(nil, rows[0].EventTime)) + `"`)
+		res["event_timestamp"] = json.RawMessage(`"` + string(appliance.AppendJSONTime(nil, rows[0].EventTime)) + `"`)
 	}
 	return c.JSON(res)
 }

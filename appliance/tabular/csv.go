@@ -72,7 +72,7 @@ func (cw *csvWriter) appendCell(b []byte, v *appliance.Value) []byte {
 	case appliance.KindFloat64:
 		// No NaN is ever stored; were one here, an empty cell is its null.
 		n := len(b)
-		if b = appendFloat(b, v.Float); string(b[n:]) == "null" {
+		if b = appliance.AppendJSONFloat(b, v.Float); string(b[n:]) == "null" {
 			b = b[:n]
 		}
 		return b
@@ -82,15 +82,15 @@ func (cw *csvWriter) appendCell(b []byte, v *appliance.Value) []byte {
 		}
 		return appendCSVField(b, v.Str)
 	case appliance.KindBytes:
-		return appendBase64(b, v.Str) // base64 needs no quotes
+		return appliance.AppendBase64String(b, v.Str) // base64 needs no quotes
 	case appliance.KindTimestamp:
-		return appendTimestamp(b, v.Int)
+		return appliance.AppendJSONTime(b, v.Int)
 	case appliance.KindInt64List, appliance.KindFloat64List, appliance.KindStringList:
 		// The cell holds the list as JSON text, as ingest reads it.
-		cw.cell = appendList(cw.cell[:0], v)
+		cw.cell = appliance.AppendJSONValue(cw.cell[:0], v)
 		return appendCSVField(b, cw.cell)
 	}
-	return appendValue(b, v) // numbers and bools need no quotes
+	return appliance.AppendJSONValue(b, v) // numbers and bools need no quotes
 }
 
 // appendCSVField quotes s when a reader would otherwise split or trim it:

@@ -28,7 +28,7 @@ func newJSONWriter(w io.Writer, cols []Column, ndjson bool) *jsonWriter {
 		if i == 0 {
 			lead = '{'
 		}
-		k := appendString([]byte{lead}, c.Name)
+		k := appliance.AppendJSONString([]byte{lead}, c.Name)
 		jw.keys[i] = append(k, ':')
 	}
 	return jw
@@ -54,7 +54,7 @@ func (jw *jsonWriter) WriteRow(vals []appliance.Value) error {
 	}
 	for i := range vals {
 		b = append(b, jw.keys[i]...)
-		b = appendValue(b, &vals[i])
+		b = appliance.AppendJSONValue(b, &vals[i])
 	}
 	b = append(b, '}')
 	if jw.ndjson {

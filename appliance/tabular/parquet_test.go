@@ -269,7 +269,7 @@ func TestOpenParquet_DuckDBTypes(t *testing.T) {
 	str := func(row []appliance.Value) string {
 		var b strings.Builder
 		for _, v := range row {
-			b.Write(appendValue(nil, &v))
+			b.Write(appliance.AppendJSONValue(nil, &v))
 			b.WriteByte(' ')
 		}
 		return b.String()
@@ -393,7 +393,7 @@ func TestOpenParquet_OtherLayouts(t *testing.T) {
 	err := p.Scan(context.Background(), cols, func(row []appliance.Value, pr []Problem) error {
 		var b []byte
 		for _, v := range row {
-			b = appendValue(b, &v)
+			b = appliance.AppendJSONValue(b, &v)
 			b = append(b, ' ')
 		}
 		got = append(got, fmt.Sprint(string(b), pr))

@@ -148,8 +148,8 @@ func TestWriter_Errors(t *testing.T) {
 	}
 }
 
-// httpapiString is appliance/httpapi's appendString, which the export must
-// match byte for byte.
+// httpapiString is how the API wrote strings before appliance.AppendJSONString
+// (encoding/json for anything not plain), which it must match byte for byte.
 func httpapiString(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
@@ -173,8 +173,8 @@ func TestAppendString_MatchesHTTPAPI(t *testing.T) {
 		cases = append(cases, b.String())
 	}
 	for _, s := range cases {
-		if got, want := string(appendString(nil, s)), httpapiString(s); got != want {
-			t.Fatalf("appendString(%q) = %s, httpapi writes %s", s, got, want)
+		if got, want := string(appliance.AppendJSONString(nil, s)), httpapiString(s); got != want {
+			t.Fatalf("appliance.AppendJSONString(%q) = %s, httpapi writes %s", s, got, want)
 		}
 	}
 }
@@ -188,14 +188,14 @@ func TestAppendFloat_MatchesEncodingJSON(t *testing.T) {
 	}
 	for _, f := range cases {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			if got := string(appendFloat(nil, f)); got != "null" {
-				t.Fatalf("appendFloat(%v) = %s, want null", f, got)
+			if got := string(appliance.AppendJSONFloat(nil, f)); got != "null" {
+				t.Fatalf("appliance.AppendJSONFloat(%v) = %s, want null", f, got)
 			}
 			continue
 		}
 		want, _ := json.Marshal(f)
-		if got := string(appendFloat(nil, f)); got != string(want) {
-			t.Fatalf("appendFloat(%v) = %s, encoding/json writes %s", f, got, want)
+		if got := string(appliance.AppendJSONFloat(nil, f)); got != string(want) {
+			t.Fatalf("appliance.AppendJSONFloat(%v) = %s, encoding/json writes %s", f, got, want)
 		}
 	}
 }
@@ -207,7 +207,7 @@ func TestAppendBase64_LongValues(t *testing.T) {
 			b[i] = byte(i * 7)
 		}
 		want, _ := json.Marshal(b)
-		if got := `"` + string(appendBase64(nil, string(b))) + `"`; got != string(want) {
+		if got := `"` + string(appliance.AppendBase64String(nil, string(b))) + `"`; got != string(want) {
 			t.Fatalf("%d bytes: %s, want %s", n, got, want)
 		}
 	}
@@ -221,9 +221,9 @@ func TestAppendTimestamp(t *testing.T) {
 		-62135596800000000:    "0001-01-01T00:00:00Z",
 		253402300799999999:    "9999-12-31T23:59:59.999999Z",
 	} {
-		got := string(appendTimestamp(nil, us))
+		got := string(appliance.AppendJSONTime(nil, us))
 		if got != want || !utf8.ValidString(got) {
-			t.Errorf("appendTimestamp(%d) = %s, want %s", us, got, want)
+			t.Errorf("appliance.AppendJSONTime(%d) = %s, want %s", us, got, want)
 		}
 	}
 }

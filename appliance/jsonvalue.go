@@ -1,4 +1,4 @@
-package tabular
+package appliance
 
 import (
 	"encoding/base64"
@@ -6,71 +6,70 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/mlnode/mlnode/appliance"
 )
 
-// The appenders below write values exactly as appliance/httpapi's
-// appendValue does with feastTime false, so that an export reads like the
-// API's answers: int64s exact, floats shortest (as encoding/json), bytes in
-// standard base64, timestamps RFC 3339 in UTC, lists as arrays, null.
-// tabular cannot import httpapi (dependencies point the other way); the
-// tests hold both to encoding/json.
+// The JSON writers of values, shared by the API's answers (httpapi), the
+// exports (tabular) and the telemetry logs, so that a value reads the same
+// everywhere: int64s exact, floats shortest (as encoding/json), bytes in
+// standard base64, timestamps RFC 3339 in UTC, lists as arrays, null for a
+// missing value; strings byte for byte as encoding/json's Marshal writes
+// them. appliance/tabular's tests hold them to encoding/json.
 
-func appendValue(dst []byte, v *appliance.Value) []byte {
+// AppendJSONValue appends v as JSON.
+func AppendJSONValue(dst []byte, v *Value) []byte {
 	switch v.Kind {
-	case appliance.KindInt64:
+	case KindInt64:
 		return strconv.AppendInt(dst, v.Int, 10)
-	case appliance.KindFloat64:
-		return appendFloat(dst, v.Float)
-	case appliance.KindBool:
+	case KindFloat64:
+		return AppendJSONFloat(dst, v.Float)
+	case KindBool:
 		return strconv.AppendBool(dst, v.Int != 0)
-	case appliance.KindString:
-		return appendString(dst, v.Str)
-	case appliance.KindBytes:
+	case KindString:
+		return AppendJSONString(dst, v.Str)
+	case KindBytes:
 		dst = append(dst, '"')
-		dst = appendBase64(dst, v.Str)
+		dst = AppendBase64String(dst, v.Str)
 		return append(dst, '"')
-	case appliance.KindTimestamp:
+	case KindTimestamp:
 		dst = append(dst, '"')
-		dst = appendTimestamp(dst, v.Int)
+		dst = AppendJSONTime(dst, v.Int)
 		return append(dst, '"')
-	case appliance.KindInt64List, appliance.KindFloat64List, appliance.KindStringList:
-		return appendList(dst, v)
+	case KindInt64List, KindFloat64List, KindStringList:
+		return appendJSONList(dst, v)
 	}
 	return append(dst, "null"...)
 }
 
-func appendList(dst []byte, v *appliance.Value) []byte {
+func appendJSONList(dst []byte, v *Value) []byte {
 	dst = append(dst, '[')
 	switch v.Kind {
-	case appliance.KindInt64List:
+	case KindInt64List:
 		for i, x := range v.Ints {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
 			dst = strconv.AppendInt(dst, x, 10)
 		}
-	case appliance.KindFloat64List:
+	case KindFloat64List:
 		for i, x := range v.Floats {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendFloat(dst, x)
+			dst = AppendJSONFloat(dst, x)
 		}
 	default:
 		for i, x := range v.Strs {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, x)
+			dst = AppendJSONString(dst, x)
 		}
 	}
 	return append(dst, ']')
 }
 
-// appendBase64 encodes s without first copying it into a []byte.
-func appendBase64(dst []byte, s string) []byte {
+// AppendBase64String encodes s in standard base64 without first copying it into a []byte.
+func AppendBase64String(dst []byte, s string) []byte {
 	const chunk = 3 * 256 // whole groups of 3, so no padding mid-way
 	var in [chunk]byte
 	for len(s) > 0 {
@@ -81,10 +80,10 @@ func appendBase64(dst []byte, s string) []byte {
 	return dst
 }
 
-// appendFloat formats as encoding/json does: shortest representation, an
+// AppendJSONFloat formats as encoding/json does: shortest representation, an
 // exponent only below 1e-6 or from 1e21. Stored floats are never NaN or
 // infinite (ingest refuses them); null guards the impossible.
-func appendFloat(dst []byte, f float64) []byte {
+func AppendJSONFloat(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
 	}
@@ -104,13 +103,13 @@ func appendFloat(dst []byte, f float64) []byte {
 	return dst
 }
 
-const hexDigits = "0123456789abcdef"
+const jsonHexDigits = "0123456789abcdef"
 
-// appendString writes s as a JSON string byte for byte as httpapi does: a
-// string of printable ASCII without '"' or '\' as it is, any other as
+// AppendJSONString writes s as a JSON string: a string of printable ASCII
+// without '"' or '\' as it is, any other as
 // encoding/json's Marshal writes it (HTML characters escaped, invalid UTF-8
 // as U+FFFD, U+2028 and U+2029 escaped), without Marshal's allocations.
-func appendString(dst []byte, s string) []byte {
+func AppendJSONString(dst []byte, s string) []byte {
 	plain := true
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
@@ -146,7 +145,7 @@ func appendString(dst []byte, s string) []byte {
 			case '\t':
 				dst = append(dst, '\\', 't')
 			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				dst = append(dst, '\\', 'u', '0', '0', jsonHexDigits[c>>4], jsonHexDigits[c&0xf])
 			}
 			i++
 			start = i
@@ -162,7 +161,7 @@ func appendString(dst []byte, s string) []byte {
 		}
 		if r == '\u2028' || r == '\u2029' {
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			dst = append(dst, '\\', 'u', '2', '0', '2', jsonHexDigits[r&0xf])
 			i += size
 			start = i
 			continue
@@ -173,10 +172,10 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendTimestamp writes unix microseconds as RFC 3339 in UTC, with
+// AppendJSONTime writes unix microseconds as RFC 3339 in UTC, with
 // fractional digits only when there are any, in groups of 3 as protobuf's
 // JSON Timestamp does.
-func appendTimestamp(dst []byte, micros int64) []byte {
+func AppendJSONTime(dst []byte, micros int64) []byte {
 	t := time.UnixMicro(micros).UTC()
 	switch {
 	case t.Nanosecond() == 0:

@@ -1,4 +1,0 @@
-package appliance
-
-// AppendJSONStringForTest exposes appendJSONString to the external tests.
-var AppendJSONStringForTest = appendJSONString
