@@ -89,7 +89,7 @@ func decodeExpUnit(b []byte) (*expUnit, error) {
 			return ""
 		}
 		var s string
-		s, b, err = readString(b)
+		s, b, err = appliance.ReadBinaryString(b)
 		return s
 	}
 	uv := func() uint64 {
@@ -251,10 +251,10 @@ func encodeLogEvent(ev *appliance.OutcomeEvent) []byte {
 func decodeLogEvent(b []byte) (appliance.OutcomeEvent, error) {
 	var ev appliance.OutcomeEvent
 	var err error
-	if ev.Metric, b, err = readString(b); err != nil {
+	if ev.Metric, b, err = appliance.ReadBinaryString(b); err != nil {
 		return ev, err
 	}
-	if ev.Unit, b, err = readString(b); err != nil {
+	if ev.Unit, b, err = appliance.ReadBinaryString(b); err != nil {
 		return ev, err
 	}
 	if len(b) < 16 {
@@ -262,7 +262,7 @@ func decodeLogEvent(b []byte) (appliance.OutcomeEvent, error) {
 	}
 	ev.Time = int64(binary.BigEndian.Uint64(b))
 	ev.Value = math.Float64frombits(binary.BigEndian.Uint64(b[8:]))
-	ev.EventID, _, err = readString(b[16:])
+	ev.EventID, _, err = appliance.ReadBinaryString(b[16:])
 	return ev, err
 }
 

@@ -351,7 +351,7 @@ func (j *Join) mergeRange(ctx context.Context, p *Part, in recordIter, seek []by
 				decoded = true
 			}
 			for _, fi := range p.Features {
-				out = appendValue(out, values[fi])
+				out = appliance.AppendValueBinary(out, values[fi])
 			}
 			st.Matched++
 		} else {
@@ -403,7 +403,7 @@ func (j *Join) Emit(ctx context.Context, fn func(row []appliance.Value) error) e
 			}
 			b := rec[8:]
 			for range j.parts[pi].Features {
-				if out[at], b, err = readValue(b); err != nil {
+				if out[at], b, err = appliance.ReadValueBinary(b); err != nil {
 					return err
 				}
 				at++

@@ -169,7 +169,7 @@ func (s *Spool) End() error {
 	b := binary.AppendUvarint(s.rowBuf[:0], uint64(len(s.cur)))
 	for _, cv := range s.cur {
 		b = binary.AppendUvarint(b, uint64(cv.col))
-		b = appendValue(b, cv.v)
+		b = appliance.AppendValueBinary(b, cv.v)
 	}
 	s.rowBuf = b
 	if _, err := s.w.Write(binary.AppendUvarint(nil, uint64(len(b)))); err != nil {
@@ -373,7 +373,7 @@ func (r *spoolReader) next() ([]appliance.Value, error) {
 		if col, b, err = readUvarint(b); err != nil || col >= uint64(r.ncol) {
 			return nil, errCorrupt
 		}
-		if r.row[col], b, err = readValue(b); err != nil {
+		if r.row[col], b, err = appliance.ReadValueBinary(b); err != nil {
 			return nil, err
 		}
 	}
