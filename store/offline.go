@@ -54,6 +54,56 @@ type eventsMeta struct {
 
 func runKey(id uint64) []byte { return u64(id) }
 
+// flushDue says whether the tail holds a flush's worth of rows (any rows,
+// when forced).
+func (m *eventsMeta) flushDue(limit int, force bool) bool {
+	return m.TailRows > 0 && (force || m.TailRows >= uint64(limit))
+}
+
+// mergeDue returns the oldest fanIn runs of the lowest level that has as
+// many, or nil: also nil while a merge is building, since merges go one at
+// a time (recovery drops stale ones at open).
+func (m *eventsMeta) mergeDue(fanIn int) []runInfo {
+	byLevel := map[int][]runInfo{}
+	for _, r := range m.Runs {
+		if r.Building {
+			return nil
+		}
+		byLevel[r.Level] = append(byLevel[r.Level], r)
+	}
+	level := -1
+	for l, rs := range byLevel {
+		if len(rs) >= fanIn && (level < 0 || l < level) {
+			level = l
+		}
+	}
+	if level < 0 {
+		return nil
+	}
+	return byLevel[level][:fanIn]
+}
+
+// compactionDue reads, in a read transaction, whether a view version's
+// offline log has a flush or a merge to do. The compactor asks every second
+// for every view; answering in a write transaction would commit and fsync
+// an unchanged file each time.
+func (s *Store) compactionDue(viewKey []byte, force bool) (flush, merge bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents).Bucket(viewKey)
+		if b == nil {
+			return nil // deleted meanwhile
+		}
+		meta, err := s.readEventsMeta(b)
+		if err != nil {
+			return err
+		}
+		flush = meta.flushDue(s.opts.Compaction.FlushRows, force)
+		merge = meta.mergeDue(s.opts.Compaction.MergeFanIn) != nil
+		return nil
+	})
+	return flush, merge, err
+}
+
 // createEvents makes the offline buckets of a new view version.
 func (s *Store) createEvents(tx *bolt.Tx, viewKey []byte) error {
 	b, err := tx.Bucket(bucketEvents).CreateBucket(viewKey)
@@ -235,6 +285,9 @@ func (s *Store) FlushAll(ctx context.Context) error {
 // when force is set) into a new level-0 run, in one transaction: the rows
 // are never in both places or in neither.
 func (s *Store) flushTail(ctx context.Context, viewKey []byte, force bool) (bool, error) {
+	if due, _, err := s.compactionDue(viewKey, force); err != nil || !due {
+		return false, err
+	}
 	limit := s.opts.Compaction.FlushRows
 	flushed := false
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -247,7 +300,7 @@ func (s *Store) flushTail(ctx context.Context, viewKey []byte, force bool) (bool
 		if err != nil {
 			return err
 		}
-		if meta.TailRows == 0 || (!force && meta.TailRows < uint64(limit)) {
+		if !meta.flushDue(limit, force) {
 			return nil
 		}
 		tail := b.Bucket(keyTail)
@@ -315,6 +368,9 @@ func (s *Store) flushTail(ctx context.Context, viewKey []byte, force bool) (bool
 // writer or memory for long; it is invisible to readers (Building) until a
 // last transaction publishes it and drops its sources.
 func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
+	if _, due, err := s.compactionDue(viewKey, false); err != nil || !due {
+		return false, err
+	}
 	fanIn := s.opts.Compaction.MergeFanIn
 	var sources []uint64
 	var target runInfo
@@ -328,24 +384,11 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 		if err != nil {
 			return err
 		}
-		byLevel := map[int][]runInfo{}
-		for _, r := range meta.Runs {
-			if r.Building {
-				return nil // one merge at a time; recovery drops stale ones at open
-			}
-			byLevel[r.Level] = append(byLevel[r.Level], r)
-		}
-		level := -1
-		for l, rs := range byLevel {
-			if len(rs) >= fanIn && (level < 0 || l < level) {
-				level = l
-			}
-		}
-		if level < 0 {
+		picked := meta.mergeDue(fanIn)
+		if picked == nil {
 			return nil
 		}
-		picked := byLevel[level][:fanIn]
-		target = runInfo{ID: meta.NextRun, Level: level + 1, Building: true}
+		target = runInfo{ID: meta.NextRun, Level: picked[0].Level + 1, Building: true}
 		for _, r := range picked {
 			sources = append(sources, r.ID)
 			target.Rows += r.Rows

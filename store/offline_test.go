@@ -147,6 +147,39 @@ func TestOffline_CompactionKeepsEveryRowOnce(t *testing.T) {
 	}
 }
 
+// The compactor asks every second for every view whether there is work; on a
+// settled store the answer must not cost a commit (and an fsync) each time.
+func TestOffline_SettledCompactionCommitsNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	v := defineView(t, s)
+	writeBatches(t, s, v, 10, 13, 17) // 130 rows: runs of 50, a short tail
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, flushes, merges := s.commits.Get(), s.flushes.Get(), s.merges.Get()
+	for range 5 {
+		if err := s.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.commits.Get() - before; got != 0 {
+		t.Fatalf("5 compactions of a settled store committed %d times", got)
+	}
+	if s.flushes.Get() != flushes || s.merges.Get() != merges {
+		t.Fatalf("settled store flushed or merged again")
+	}
+	// Work still gets done: a full tail is flushed.
+	writeBatches(t, s, v, 4, 13, 17)
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.flushes.Get() == flushes {
+		t.Fatal("a full tail was not flushed")
+	}
+}
+
 func TestOffline_EraseReachesRunsTailAndBuildingRuns(t *testing.T) {
 	ctx := context.Background()
 	s := openCompacting(t, t.TempDir())
