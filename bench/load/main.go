@@ -92,6 +92,7 @@ type Main struct {
 	NoInstall     bool
 	BareServer    bool
 	NodeEnv       string
+	KeepBodies    bool
 
 	tmp    string
 	procs  []*proc
@@ -107,7 +108,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.StringVar(&m.Bin, "bin", "./bin/mlnode", "the mlnode `binary` to measure")
 	fs.StringVar(&m.Out, "out", "bench/out/results.md", "where to write the Markdown report")
-	fs.StringVar(&m.Phases, "phases", "read,redis,predict,ingest", "comma-separated phases to run: read, redis, predict, ingest")
+	fs.StringVar(&m.Phases, "phases", "read,redis,predict,ingest", "comma-separated phases to run: read, redis, predict, ingest; open is read's open-loop measurement alone")
 	fs.DurationVar(&m.Duration, "duration", 10*time.Second, "length of each throughput and latency measurement")
 	fs.DurationVar(&m.Warmup, "warmup", 2*time.Second, "closed-loop warm-up before each server's measurements")
 	fs.IntVar(&m.Conns, "conns", 32, "connections of the closed-loop measurements")
@@ -119,6 +120,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.Timeout, "timeout", 40*time.Minute, "bound on the whole run")
 	fs.BoolVar(&m.NoInstall, "no-install", false, "do not apt-get install missing wrk or redis-server")
 	fs.StringVar(&m.NodeEnv, "node-env", "", "extra environment of the mlnode processes, space-separated (e.g. GOGC=400), for experiments")
+	fs.BoolVar(&m.KeepBodies, "keep-bodies", false, "keep every answer's body in the load generator, as vegeta does by default (for comparison: it adds the generator's garbage collection to the machine)")
 	fs.BoolVar(&m.BareServer, "bare-server", false, "internal: serve the bare baseline and print its address")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -162,7 +164,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.report.machine()
 	started := time.Now()
-	if m.phase("read") || m.phase("redis") || m.phase("predict") {
+	if m.phase("read") || m.phase("open") || m.phase("redis") || m.phase("predict") {
 		if err := m.runReads(ctx); err != nil {
 			return err
 		}
@@ -609,7 +611,7 @@ func (m *Main) runReads(ctx context.Context) error {
 			}
 		}
 	}
-	if m.phase("read") {
+	if m.phase("read") || m.phase("open") {
 		logf("open loop, 1 entity × 50 features, %d req/s, %s each", m.Rate, m.Duration)
 		var ol [2]*loadResult
 		for i, u := range []string{mlURL, bareURL} {
@@ -704,10 +706,7 @@ func (m *Main) runPredict(ctx context.Context, base string, pids []int) error {
 		t.Body = bodies[rand.IntN(len(bodies))]
 		return nil
 	}
-	newAttacker := func() *vegeta.Attacker {
-		return vegeta.NewAttacker(vegeta.Workers(uint64(m.Conns)), vegeta.MaxWorkers(uint64(m.Conns)),
-			vegeta.Connections(m.Conns), vegeta.MaxConnections(m.Conns), vegeta.KeepAlive(true), vegeta.Timeout(10*time.Second))
-	}
+	newAttacker := m.closedAttacker
 	m.attack(ctx, newAttacker(), predictTargeter, vegeta.Rate{Freq: 0}, m.Warmup)
 	m.cpu.begin(pids)
 	pr, err := m.attack(ctx, newAttacker(), predictTargeter, vegeta.Rate{Freq: 0}, m.Duration)
@@ -860,6 +859,7 @@ type loadResult struct {
 	p50, p99, pmax time.Duration
 	errors         []string
 	cpu            cpuUse
+	clientGCs      uint32 // garbage collections of the load generator during the measurement
 }
 
 func (r *loadResult) successRate() float64 {
@@ -887,6 +887,7 @@ func (m *Main) randomTargeter(url, view string, nfeat int) vegeta.Targeter {
 
 func (m *Main) attack(ctx context.Context, atk *vegeta.Attacker, tr vegeta.Targeter, rate vegeta.Rate, d time.Duration) (*loadResult, error) {
 	res := &loadResult{tool: "vegeta"}
+	gcs := numGC()
 	var lat []time.Duration
 	var metrics vegeta.Metrics
 	errSeen := map[string]bool{}
@@ -896,6 +897,7 @@ func (m *Main) attack(ctx context.Context, atk *vegeta.Attacker, tr vegeta.Targe
 		case r, ok := <-results:
 			if !ok {
 				metrics.Close()
+				res.clientGCs = numGC() - gcs
 				res.requests = int(metrics.Requests)
 				res.rps = metrics.Throughput
 				if len(lat) > 0 {
@@ -925,15 +927,34 @@ func (m *Main) attack(ctx context.Context, atk *vegeta.Attacker, tr vegeta.Targe
 
 // closedLoop keeps m.Conns requests in flight for d.
 func (m *Main) closedLoop(ctx context.Context, url, view string, nfeat int, d time.Duration) (*loadResult, error) {
-	atk := vegeta.NewAttacker(vegeta.Workers(uint64(m.Conns)), vegeta.MaxWorkers(uint64(m.Conns)),
-		vegeta.Connections(m.Conns), vegeta.MaxConnections(m.Conns), vegeta.KeepAlive(true), vegeta.Timeout(10*time.Second))
-	return m.attack(ctx, atk, m.randomTargeter(url, view, nfeat), vegeta.Rate{Freq: 0}, d)
+	return m.attack(ctx, m.closedAttacker(), m.randomTargeter(url, view, nfeat), vegeta.Rate{Freq: 0}, d)
+}
+
+// closedAttacker returns an attacker of m.Conns workers on as many
+// keep-alive connections.
+func (m *Main) closedAttacker() *vegeta.Attacker {
+	return m.attacker(vegeta.Workers(uint64(m.Conns)), vegeta.MaxWorkers(uint64(m.Conns)),
+		vegeta.Connections(m.Conns), vegeta.MaxConnections(m.Conns))
+}
+
+// attacker returns a vegeta attacker on keep-alive connections that reads
+// every answer to its end and, unless -keep-bodies, keeps none of it, as
+// wrk does. Vegeta keeps each body by default; with 5.5 KB answers that made
+// the load generator collect garbage 2.5 times as often as with the bare
+// server's 200 bytes, on the two cores the measured server shares, and the
+// server's open-loop p99 carried it (BENCHMARKS.md, session 4). A short or
+// broken body is still an error: vegeta reads the rest and checks it.
+func (m *Main) attacker(opts ...func(*vegeta.Attacker)) *vegeta.Attacker {
+	opts = append(opts, vegeta.KeepAlive(true), vegeta.Timeout(10*time.Second))
+	if !m.KeepBodies {
+		opts = append(opts, vegeta.MaxBody(0))
+	}
+	return vegeta.NewAttacker(opts...)
 }
 
 // openLoop sends m.Rate requests per second whatever the answers' pace.
 func (m *Main) openLoop(ctx context.Context, url, view string, nfeat int) (*loadResult, error) {
-	atk := vegeta.NewAttacker(vegeta.Workers(uint64(m.Conns)), vegeta.MaxWorkers(10_000),
-		vegeta.Connections(10_000), vegeta.KeepAlive(true), vegeta.Timeout(10*time.Second))
+	atk := m.attacker(vegeta.Workers(uint64(m.Conns)), vegeta.MaxWorkers(10_000), vegeta.Connections(10_000))
 	return m.attack(ctx, atk, m.randomTargeter(url, view, nfeat), vegeta.Rate{Freq: m.Rate, Per: time.Second}, m.Duration)
 }
 
@@ -1722,10 +1743,19 @@ func humanCount(n int) string {
 func (r *report) detail(name string, l *loadResult) {
 	s := fmt.Sprintf("%s (%s): %d requests, %d ok, %.0f req/s, p50 %s, p99 %s, max %s; server CPU %.1f µs/request, server+client %.1f µs/request; other CPU %.2f cores",
 		name, l.tool, l.requests, l.ok, l.rps, ms(l.p50), ms(l.p99), ms(l.pmax), perReq(l.cpu.server, l.requests), perReq(l.cpu.total, l.requests), l.cpu.others())
+	if l.tool == "vegeta" {
+		s += fmt.Sprintf("; %d GCs in the load generator", l.clientGCs)
+	}
 	if len(l.errors) > 0 {
 		s += "; errors: " + strings.Join(l.errors, "; ")
 	}
 	r.details = append(r.details, s)
+}
+
+func numGC() uint32 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.NumGC
 }
 
 func perReq(cpuSeconds float64, n int) float64 {
