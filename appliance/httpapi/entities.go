@@ -310,9 +310,10 @@ func parseFeastRequest(body []byte, req *feastRequest) error {
 // checkStringArray passes over an array of JSON strings without copying
 // them.
 func (p *objScanner) checkStringArray() error {
-	bad := appliance.Invalid("features", "must be a list of \"view:feature\" strings")
+	// Built only when needed: this runs on every online read.
+	bad := func() error { return appliance.Invalid("features", "must be a list of \"view:feature\" strings") }
 	if !p.consume('[') {
-		return bad
+		return bad()
 	}
 	p.ws()
 	if p.consume(']') {
@@ -321,10 +322,10 @@ func (p *objScanner) checkStringArray() error {
 	for {
 		p.ws()
 		if p.eof() || p.peek() != '"' {
-			return bad
+			return bad()
 		}
 		if err := p.skipString(); err != nil {
-			return bad
+			return bad()
 		}
 		p.ws()
 		if p.consume(']') {
