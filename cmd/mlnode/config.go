@@ -212,7 +212,9 @@ func loadConfigFile(path string, cfg *Config) error {
 	return nil
 }
 
-// envVars maps environment variables to flags; flags win over them.
+// envVars maps environment variables to flags; flags win over them. Each
+// flag's help names its variable; TestConfig_EveryEnvVarNamedInHelpIsRead
+// keeps the two in step.
 var envVars = map[string]string{
 	"MLNODE_DATA_DIR":                 "data-dir",
 	"MLNODE_ADDR":                     "addr",
@@ -224,6 +226,9 @@ var envVars = map[string]string{
 	"MLNODE_SHUTDOWN_TIMEOUT":         "shutdown-timeout",
 	"MLNODE_PPROF_ADDR":               "pprof-addr",
 	"MLNODE_MODULE_BODY_LIMIT":        "module-body-limit",
+	"MLNODE_BUNDLE_BODY_LIMIT":        "bundle-body-limit",
+	"MLNODE_TRUSTED_KEYS":             "trusted-keys",
+	"MLNODE_TELEMETRY_RETENTION":      "telemetry-retention",
 	"MLNODE_WASM_POOL_SIZE":           "wasm-pool-size",
 	"MLNODE_WASM_MAX_MEMORY_PAGES":    "wasm-max-memory-pages",
 	"MLNODE_WASM_TIMEOUT":             "wasm-timeout",

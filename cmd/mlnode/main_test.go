@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -15,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -422,6 +425,45 @@ func TestConfig_FileEnvFlagPrecedence(t *testing.T) {
 	os.WriteFile(path, []byte("datadir: x\n"), 0o600)
 	if err := NewMain().ParseFlags([]string{"--config", path}); err == nil || !strings.Contains(err.Error(), "datadir") {
 		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+// Every "env MLNODE_X" a flag's help promises is read, and every variable
+// read is named in its flag's help (three documented ones were once
+// silently ignored).
+func TestConfig_EveryEnvVarNamedInHelpIsRead(t *testing.T) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg := DefaultConfig()
+	bindFlags(fs, &cfg)
+	envRE := regexp.MustCompile(`env (MLNODE_[A-Z_]+)`)
+	named := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		for _, m := range envRE.FindAllStringSubmatch(f.Usage, -1) {
+			named[m[1]] = f.Name
+		}
+	})
+	for env, flagName := range named {
+		if got, ok := envVars[env]; !ok || got != flagName {
+			t.Errorf("--%s's help names %s, but the node maps it to %q", flagName, env, got)
+		}
+	}
+	for env, flagName := range envVars {
+		if named[env] != flagName {
+			t.Errorf("%s sets --%s, but that flag's help does not name it", env, flagName)
+		}
+	}
+	// And they take effect.
+	t.Setenv("MLNODE_TRUSTED_KEYS", "a.pub, b.pub")
+	t.Setenv("MLNODE_TELEMETRY_RETENTION", "36h")
+	t.Setenv("MLNODE_BUNDLE_BODY_LIMIT", "3MiB")
+	m := NewMain()
+	m.Stderr = io.Discard
+	if err := m.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if !slices.Equal(c.TrustedKeys, []string{"a.pub", "b.pub"}) || c.TelemetryRetention != 36*time.Hour || c.BundleBodyLimit != 3<<20 {
+		t.Fatalf("from the environment: trusted keys %v, retention %v, bundle limit %d", c.TrustedKeys, c.TelemetryRetention, c.BundleBodyLimit)
 	}
 }
 
