@@ -32,11 +32,11 @@ echo
 
 # 3. Rows, as NDJSON (JSON arrays and CSV work too). Timestamps are RFC 3339
 #    or unix seconds/milliseconds.
-NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ); UNIX=$(date -u +%s)
 curl -sf -X POST "$URL/api/v1/feature-views/driver_hourly_stats/rows" -H "$AUTH" \
   -H "Content-Type: application/x-ndjson" --data-binary @- <<NDJSON
 {"driver_id": 1001, "event_timestamp": "$NOW", "conv_rate": 0.81, "acc_rate": 0.92, "avg_daily_trips": 14}
-{"driver_id": 1002, "event_timestamp": "$NOW", "conv_rate": 0.47, "acc_rate": 0.88, "avg_daily_trips": 7}
+{"driver_id": 1002, "event_timestamp": $UNIX, "conv_rate": 0.47, "acc_rate": 0.88, "avg_daily_trips": 7}
 NDJSON
 echo
 
@@ -47,6 +47,13 @@ curl -sf -X POST "$URL/get-online-features" -H "$AUTH" -H "$JSON" -d '{
 }'
 echo
 
-# 5. Every change is in the tamper-evident audit log.
+# 5. A token for an application (roles: reader, writer, admin); the secret
+#    is shown once.
+curl -sf -X POST "$URL/api/v1/tokens" -H "$AUTH" -H "$JSON" -d '{"name":"scoring_app","role":"reader"}'
+echo
+
+# 6. Every change is in the tamper-evident audit log.
+curl -sf "$URL/api/v1/audit?limit=3" -H "$AUTH"
+echo
 curl -sf "$URL/api/v1/audit/verify" -H "$AUTH"
 echo

@@ -13,15 +13,20 @@ const usage = `mlnode — feature store, model registry, model server and experi
 
 Usage:
   mlnode serve [flags]                       start the node (see 'mlnode serve --help')
-  mlnode bundle build DIR -o FILE            build a model bundle from DIR/manifest.json and its modules
-  mlnode bundle sign --key FILE BUNDLE       sign a bundle with an ed25519 key (signature inside the archive)
+  mlnode bundle build DIR [-o FILE]          build a model bundle from DIR/manifest.json and its modules
+                                             (default FILE: NAME.tar.gz)
+  mlnode bundle sign --key FILE [-o OUT] BUNDLE   sign a bundle with an ed25519 key (signature inside the archive)
   mlnode bundle verify --key PUB BUNDLE      check a bundle's signature
-  mlnode bundle inspect BUNDLE               print a bundle's manifest summary, digest and signer
-  mlnode bundle push BUNDLE --url URL --token TOKEN   upload a bundle to a node (or MLNODE_TOKEN)
-  mlnode keygen -o PREFIX                    write an ed25519 key pair PREFIX.key (0600) and PREFIX.pub
-  mlnode restore FILE --data-dir DIR [--force]   verify a backup and put it in place (node stopped)
+  mlnode bundle inspect [--json] BUNDLE      print a bundle's manifest summary, digest and signer
+  mlnode bundle push BUNDLE --url URL --token TOKEN [--timeout D]
+                                             upload a bundle to a node (or MLNODE_URL, MLNODE_TOKEN)
+  mlnode keygen -o PREFIX [--force]          write an ed25519 key pair PREFIX.key (0600) and PREFIX.pub
+  mlnode restore FILE --data-dir DIR [--force] [--dry-run]
+                                             verify a backup and put it in place (node stopped)
   mlnode version                             print the version
   mlnode help                                print this help
+
+Each command's own --help lists its flags.
 
 Quick start:
   mlnode serve --data-dir ./data --addr 127.0.0.1:8080

@@ -499,7 +499,8 @@ func TestBinary_READMEWalkthrough(t *testing.T) {
 		t.Fatalf("walkthrough failed: %v\n%s", err, out)
 	}
 	for _, want := range []string{`"version":1`, `"accepted":2`, `"feature_names":["driver_id","conv_rate","avg_daily_trips"]`,
-		`{"values":[0.81,0.47,null],"statuses":["PRESENT","PRESENT","NOT_FOUND"]`, `"ok":true`} {
+		`{"values":[0.81,0.47,null],"statuses":["PRESENT","PRESENT","NOT_FOUND"]`,
+		`"name":"scoring_app","role":"reader","token":"`, `"action":"token.create"`, `"ok":true`} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("walkthrough output lacks %s:\n%s", want, out)
 		}
