@@ -312,9 +312,15 @@ func TestRunner_CancelPanicAndConflict(t *testing.T) {
 	ctx := context.Background()
 	j, _ := r.Submit(ctx, "hold", json.RawMessage(`{"view":"a"}`), "")
 	<-g.started
-	got, err := r.Cancel(ctx, j.ID)
+	asAlice := appliance.NewContextWithCaller(ctx, appliance.Caller{Name: "alice", Role: appliance.RoleWriter, RequestID: "req-7"})
+	got, err := r.Cancel(asAlice, j.ID)
 	if err != nil || got.State != appliance.JobCancelled {
 		t.Fatalf("cancel: %+v %v", got, err)
+	}
+	// The job's goroutine records the end; the audit entry names who cancelled.
+	entries, _, err := f.store.AuditEntries(ctx, appliance.AuditFilter{Action: "job.cancel"})
+	if err != nil || len(entries) != 1 || entries[0].Actor != "alice" || entries[0].RequestID != "req-7" || entries[0].Object != "job/"+j.ID {
+		t.Fatalf("job.cancel audit entries: %+v %v", entries, err)
 	}
 	if _, err := r.Cancel(ctx, j.ID); appliance.ErrorCode(err) != appliance.ECONFLICT {
 		t.Fatalf("second cancel: %v, want conflict", err)

@@ -51,6 +51,10 @@ type run struct {
 	cancel   context.CancelCauseFunc
 	done     chan struct{}
 	lastSave time.Time
+	// cancelledBy is who asked to cancel: the job's goroutine records the
+	// end, and the audit entry (job.cancel) written with it names this
+	// caller and request, not the node.
+	cancelledBy *appliance.Caller
 }
 
 // Options configure a Runner.
@@ -315,8 +319,12 @@ func (r *Runner) end(ctx context.Context, rn *run, result any, err error) {
 	}
 	r.finish(&rn.job)
 	j := rn.job
+	saveCtx := context.Background()
+	if j.State == appliance.JobCancelled && rn.cancelledBy != nil {
+		saveCtx = appliance.NewContextWithCaller(saveCtx, *rn.cancelledBy)
+	}
 	rn.mu.Unlock()
-	if perr := r.store.PutJob(context.Background(), &j); perr != nil {
+	if perr := r.store.PutJob(saveCtx, &j); perr != nil {
 		r.log.Error("record job end", "job", j.ID, "err", perr)
 	}
 	level := slog.LevelInfo
@@ -406,6 +414,12 @@ func (r *Runner) Cancel(ctx context.Context, id string) (*appliance.Job, error) 
 	rn := r.running[id]
 	r.mu.Unlock()
 	if rn != nil {
+		caller := appliance.CallerFromContext(ctx)
+		rn.mu.Lock()
+		if rn.cancelledBy == nil {
+			rn.cancelledBy = &caller
+		}
+		rn.mu.Unlock()
 		rn.cancel(context.Canceled)
 		select {
 		case <-rn.done:
