@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -111,7 +112,7 @@ func (s *Store) refreshModel(name string) {
 	if st == nil {
 		delete(reg.models, name)
 	} else {
-		reg.models[name] = st
+		reg.models[strings.Clone(name)] = st // name may alias a reused request buffer
 	}
 	s.registry.Store(reg)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"testing"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -308,5 +309,24 @@ func TestMigrate_OfflineBucketsBecomeARun(t *testing.T) {
 	})
 	if m := eventsMetaOf(t, s, v); len(m.Runs) != 1 || m.Runs[0].Rows != uint64(total) {
 		t.Fatalf("runs after migration: %+v", m.Runs)
+	}
+}
+
+// The HTTP server hands the store names that alias request buffers it
+// reuses (fiber's zero-copy strings); the store must not keep them.
+func TestRegistry_PatchKeepsNoCallerMemory(t *testing.T) {
+	ctx := context.Background()
+	s := openCompacting(t, t.TempDir())
+	defer s.Close()
+	defineView(t, s) // "v"
+	buf := []byte("v")
+	owner := "growth"
+	if _, err := s.PatchFeatureView(ctx, unsafe.String(&buf[0], len(buf)), &appliance.FeatureViewPatch{Owner: &owner}); err != nil {
+		t.Fatal(err)
+	}
+	buf[0] = 'x' // the server reuses its buffer for the next request
+	v, err := s.FeatureView(ctx, "v", 0)
+	if err != nil || v.Owner != "growth" {
+		t.Fatalf("view after patch: %+v %v", v, err)
 	}
 }

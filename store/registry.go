@@ -319,7 +319,9 @@ func (s *Store) PatchFeatureView(ctx context.Context, name string, p *appliance.
 			Summary: map[string]any{"before": metaSummary(&before), "after": metaSummary(&meta)}})
 	}, func() {
 		reg := s.registry.Load().clone()
-		reg.views[name] = versions
+		// A clone: name may alias a request buffer the HTTP server reuses,
+		// and assigning to an existing string key replaces the map's key.
+		reg.views[strings.Clone(name)] = versions
 		s.registry.Store(reg)
 	})
 	if err != nil {

@@ -104,7 +104,7 @@ func (x *Flags) Evaluate(ctx context.Context, name, unit string, attrs map[strin
 			if x.cache == nil {
 				x.cache = map[string]*compiledFlag{}
 			}
-			x.cache[name] = cf
+			x.cache[strings.Clone(name)] = cf // name may alias a reused request buffer
 		}
 		x.mu.Unlock()
 	}
