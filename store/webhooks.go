@@ -290,6 +290,12 @@ func (s *Store) EnqueueEvent(ctx context.Context, e *appliance.Event, only strin
 			}
 			out = append(out, d)
 		}
+		if only != "" {
+			// A test someone asked for: a call that changes the outbox, so
+			// it is audited like the webhook's creation.
+			return s.audit(ctx, tx, appliance.AuditRecord{Action: "webhook.test", Object: "webhook/" + only,
+				Summary: map[string]any{"event_id": e.ID, "delivery": out[0].ID}})
+		}
 		return nil
 	}, nil)
 	if err != nil {

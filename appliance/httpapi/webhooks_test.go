@@ -168,6 +168,11 @@ func TestWebhooks_TestEventIsDelivered(t *testing.T) {
 	if last["id"] != d["id"] || last["attempts"] != 1.0 || last["http_status"] != 200.0 || last["event_id"] != d["event_id"] {
 		t.Fatalf("delivery record: %v", last)
 	}
+	// Asking for a test is audited, with the caller.
+	entries := n.admin("GET", "/api/v1/audit?action=webhook.test", nil, 200).json(t)["entries"].([]any)
+	if len(entries) != 1 || entries[0].(map[string]any)["object"] != "webhook/ops" || entries[0].(map[string]any)["actor"] != "admin" {
+		t.Fatalf("webhook.test audit entries: %v", entries)
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
