@@ -326,7 +326,7 @@ func TestRegistry_PatchKeepsNoCallerMemory(t *testing.T) {
 	}
 	buf[0] = 'x' // the server reuses its buffer for the next request
 	v, err := s.FeatureView(ctx, "v", 0)
-	if err != nil || v.Owner != "growth" {
+	if err != nil || v.Owner != "growth" || v.Name != "v" || v.Key() != "v@1" {
 		t.Fatalf("view after patch: %+v %v", v, err)
 	}
 }

@@ -289,6 +289,9 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 
 // PatchFeatureView implements appliance.FeatureRegistry.
 func (s *Store) PatchFeatureView(ctx context.Context, name string, p *appliance.FeatureViewPatch) (*appliance.FeatureView, error) {
+	// The views rebuilt below keep name, as does the registry's map: a
+	// clone, since name may alias a request buffer the HTTP server reuses.
+	name = strings.Clone(name)
 	var versions []*appliance.FeatureView
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		vb := tx.Bucket(bucketViews).Bucket([]byte(name))
@@ -319,9 +322,7 @@ func (s *Store) PatchFeatureView(ctx context.Context, name string, p *appliance.
 			Summary: map[string]any{"before": metaSummary(&before), "after": metaSummary(&meta)}})
 	}, func() {
 		reg := s.registry.Load().clone()
-		// A clone: name may alias a request buffer the HTTP server reuses,
-		// and assigning to an existing string key replaces the map's key.
-		reg.views[strings.Clone(name)] = versions
+		reg.views[name] = versions
 		s.registry.Store(reg)
 	})
 	if err != nil {

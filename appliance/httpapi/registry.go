@@ -242,7 +242,7 @@ func (s *Server) patchFeatureView(c *fiber.Ctx) error {
 		}
 		p.Retention = &r
 	}
-	v, err := s.svc.Registry.PatchFeatureView(c.UserContext(), c.Params("name"), p)
+	v, err := s.svc.Registry.PatchFeatureView(c.UserContext(), copyString(c.Params("name")), p)
 	if err != nil {
 		return err
 	}
