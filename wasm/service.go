@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -124,75 +125,100 @@ func (s *Service) InspectModule(ctx context.Context, wasm []byte) (*appliance.Mo
 func (s *Service) module(ctx context.Context, ref string, nIn, nOut int, limits Limits) (*Module, error) {
 	key := serviceKey{strings.TrimPrefix(ref, "sha256:"), nIn, nOut, limits}
 	now := time.Now().UnixNano()
-	s.mu.Lock()
-	lm, ok := s.loaded[key]
-	s.mu.Unlock()
-	if ok {
+	// The evictor unloads a digest after it lets go of s.mu, so a pool can
+	// die between its lookup (or its Load) and its use: a dead pool found
+	// here is dropped and loaded again, never kept. Unloading only happens
+	// to a pool idle for s.idle, so a second round finds a live one.
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		lm, ok := s.loaded[key]
+		if ok && lm.m.closed.Load() {
+			delete(s.loaded, key)
+			ok = false
+		}
+		s.mu.Unlock()
+		if ok {
+			lm.lastUsed.Store(now)
+			return lm.m, nil
+		}
+		wasm, err := s.modules.ModuleBytes(ctx, key.digest)
+		if err != nil {
+			return nil, err
+		}
+		m, err := s.rt.Load(ctx, wasm, limits, nIn, nOut)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		if have, ok := s.loaded[key]; ok && !have.m.closed.Load() {
+			s.mu.Unlock()
+			return have.m, nil // a concurrent first use won; Load returned the same pool
+		}
+		if m.closed.Load() {
+			s.mu.Unlock()
+			if attempt < 2 {
+				continue
+			}
+			return nil, errUnloaded
+		}
+		lm = &loadedModule{m: m}
 		lm.lastUsed.Store(now)
-		return lm.m, nil
+		s.loaded[key] = lm
+		s.mu.Unlock()
+		return m, nil
 	}
-	wasm, err := s.modules.ModuleBytes(ctx, key.digest)
-	if err != nil {
-		return nil, err
+}
+
+// call runs fn on the module for ref, once more if the module was unloaded
+// between its lookup and the call (see module).
+func (s *Service) call(ctx context.Context, ref string, nIn, nOut int, limits Limits, fn func(*Module) error) error {
+	for attempt := 0; ; attempt++ {
+		m, err := s.module(ctx, ref, nIn, nOut, limits)
+		if err != nil {
+			return err
+		}
+		if err = fn(m); !errors.Is(err, errUnloaded) || attempt > 0 {
+			return err
+		}
 	}
-	m, err := s.rt.Load(ctx, wasm, limits, nIn, nOut)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if have, ok := s.loaded[key]; ok {
-		return have.m, nil // a concurrent first use won; Load returned the same pool
-	}
-	lm = &loadedModule{m: m}
-	lm.lastUsed.Store(now)
-	s.loaded[key] = lm
-	return m, nil
 }
 
 // Transform implements appliance.Transformer. A module that exports only
 // the row entry point gets numeric inputs as number records.
 func (s *Service) Transform(ctx context.Context, ref string, in, out []float64) error {
-	m, err := s.module(ctx, ref, len(in), len(out), Limits{})
-	if err != nil {
-		return err
-	}
-	if m.Info().Has(KindTransform) {
-		return m.Transform(ctx, in, out)
-	}
-	rp := s.rows.Get().(*[]RowValue)
-	defer s.rows.Put(rp)
-	rows := (*rp)[:0]
-	for _, x := range in {
-		rows = append(rows, RowValue{Num: x})
-	}
-	*rp = rows
-	return m.TransformRow(ctx, rows, out)
+	return s.call(ctx, ref, len(in), len(out), Limits{}, func(m *Module) error {
+		if m.Info().Has(KindTransform) {
+			return m.Transform(ctx, in, out)
+		}
+		rp := s.rows.Get().(*[]RowValue)
+		defer s.rows.Put(rp)
+		rows := (*rp)[:0]
+		for _, x := range in {
+			rows = append(rows, RowValue{Num: x})
+		}
+		*rp = rows
+		return m.TransformRow(ctx, rows, out)
+	})
 }
 
 // TransformRow implements appliance.Transformer.
 func (s *Service) TransformRow(ctx context.Context, ref string, in []appliance.TransformValue, out []float64) error {
-	m, err := s.module(ctx, ref, len(in), len(out), Limits{})
-	if err != nil {
-		return err
-	}
-	rp := s.rows.Get().(*[]RowValue)
-	defer s.rows.Put(rp)
-	rows := (*rp)[:0]
-	for _, x := range in {
-		rows = append(rows, RowValue{Null: x.Null, Num: x.Num, Str: x.Str, IsStr: x.IsStr})
-	}
-	*rp = rows
-	return m.TransformRow(ctx, rows, out)
+	return s.call(ctx, ref, len(in), len(out), Limits{}, func(m *Module) error {
+		rp := s.rows.Get().(*[]RowValue)
+		defer s.rows.Put(rp)
+		rows := (*rp)[:0]
+		for _, x := range in {
+			rows = append(rows, RowValue{Null: x.Null, Num: x.Num, Str: x.Str, IsStr: x.IsStr})
+		}
+		*rp = rows
+		return m.TransformRow(ctx, rows, out)
+	})
 }
 
 // Predict implements appliance.ModelRunner.
 func (s *Service) Predict(ctx context.Context, ref string, limits appliance.ModuleLimits, in, out []float64) error {
-	m, err := s.module(ctx, ref, len(in), len(out), Limits{MemoryPages: limits.MemoryPages, Timeout: time.Duration(limits.TimeoutMS) * time.Millisecond})
-	if err != nil {
-		return err
-	}
-	return m.Predict(ctx, in, out)
+	lim := Limits{MemoryPages: limits.MemoryPages, Timeout: time.Duration(limits.TimeoutMS) * time.Millisecond}
+	return s.call(ctx, ref, len(in), len(out), lim, func(m *Module) error { return m.Predict(ctx, in, out) })
 }
 
 // PredictModule runs a model from its bytes, before it is stored: the

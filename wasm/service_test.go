@@ -49,3 +49,40 @@ func TestService_ReleasesIdleModules(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 }
+
+// A pool the runtime unloaded while the service still held it (the
+// evictor unloads after letting go of the service's lock, so a request can
+// store a pool that is about to die) is loaded again, not served as 503
+// for as long as traffic keeps it from looking idle.
+func TestService_ReloadsAPoolUnloadedUnderIt(t *testing.T) {
+	ctx := context.Background()
+	raw, err := os.ReadFile("../examples/build/logreg_c.wasm")
+	if err != nil {
+		t.Fatalf("%v: run `make examples`", err)
+	}
+	s := storetest.Open(t, store.Options{})
+	if _, err := s.PutModule(ctx, &appliance.Module{Kinds: []string{appliance.KindModel}}, raw); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := wasm.Open(ctx, wasm.Options{InitTimeout: time.Minute, DefaultTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	svc := wasm.NewService(rt, s, time.Hour)
+	defer svc.Close()
+	digest := appliance.ModuleDigest(raw)
+	in, out := make([]float64, 32), make([]float64, 1)
+	if err := svc.Predict(ctx, "sha256:"+digest, appliance.ModuleLimits{}, in, out); err != nil {
+		t.Fatal(err)
+	}
+	rt.Unload(digest) // the service's pool is now dead
+	for i := range 3 {
+		if err := svc.Predict(ctx, "sha256:"+digest, appliance.ModuleLimits{}, in, out); err != nil {
+			t.Fatalf("call %d after the unload: %v", i, err)
+		}
+	}
+	if svc.Loaded() != 1 {
+		t.Fatalf("loaded %d", svc.Loaded())
+	}
+}
