@@ -29,6 +29,10 @@ type ShadowRunner struct {
 	dropped atomic.Uint64
 	ran     atomic.Uint64
 	once    sync.Once
+	// stop cancels the shadows' contexts: Close does when its deadline
+	// passes, and the queue's rest is then dropped (counted).
+	runCtx context.Context
+	stop   context.CancelFunc
 }
 
 type shadowJob struct {
@@ -57,6 +61,7 @@ func (s *ShadowRunner) Start() {
 			s.Logger = slog.Default()
 		}
 		s.jobs = make(chan shadowJob, s.Queue)
+		s.runCtx, s.stop = context.WithCancel(context.Background())
 		for range s.Workers {
 			s.wg.Add(1)
 			go s.work()
@@ -64,9 +69,11 @@ func (s *ShadowRunner) Start() {
 	})
 }
 
-// Close lets queued shadows finish and stops the workers. Offers after it
-// (a request that outlived the HTTP shutdown) are dropped and counted.
-func (s *ShadowRunner) Close() {
+// Close lets queued shadows finish until ctx ends, then cancels those
+// running and drops (and counts) the rest; it returns once the workers
+// have stopped. Offers after it (a request that outlived the HTTP
+// shutdown) are dropped and counted.
+func (s *ShadowRunner) Close(ctx context.Context) {
 	s.Start() // a runner never started still closes cleanly
 	s.mu.Lock()
 	if !s.closed {
@@ -74,7 +81,15 @@ func (s *ShadowRunner) Close() {
 		close(s.jobs)
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
+	stopped := make(chan struct{})
+	go func() { s.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.stop()
+		<-stopped // each shadow ends at its context's next check
+	}
+	s.stop()
 }
 
 // Dropped counts shadows not run because the queue was full; Ran those run.
@@ -107,6 +122,10 @@ func (s *ShadowRunner) offer(rt *Route, req *PredictRequest, mv *ModelVersion, i
 func (s *ShadowRunner) work() {
 	defer s.wg.Done()
 	for job := range s.jobs {
+		if s.runCtx.Err() != nil {
+			s.dropped.Add(1) // Close ran out of time
+			continue
+		}
 		if err := s.run(job); err != nil {
 			s.Logger.Warn("shadow prediction failed", "experiment", job.experiment, "version", job.version, "err", err)
 		}
@@ -117,7 +136,7 @@ func (s *ShadowRunner) work() {
 func (s *ShadowRunner) run(job shadowJob) error {
 	p := s.Predictor
 	// Shadows outlive the request; they get their own bounded context.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(s.runCtx, 5*time.Second)
 	defer cancel()
 	mv, err := p.Models.ModelVersion(ctx, job.primary.Model, job.version)
 	if err != nil {

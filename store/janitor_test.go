@@ -94,3 +94,28 @@ func TestTelemetry_RetentionDropsOldFlushes(t *testing.T) {
 		t.Fatalf("a second purge deleted %d", n)
 	}
 }
+
+// A record appended after the store closed (a request that outlived the
+// HTTP shutdown) is dropped and counted, not left in an unflushed buffer.
+func TestTelemetry_AppendAfterCloseIsCountedDropped(t *testing.T) {
+	s, err := Open(context.Background(), t.TempDir(), Options{TelemetryFlush: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tel := s.Telemetry()
+	if !tel.Append("prediction", []byte(`{"before":true}`)) {
+		t.Fatal("append before close refused")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if tel.Append("prediction", []byte(`{"after":true}`)) {
+		t.Fatal("append after close reported as kept")
+	}
+	if got := tel.Dropped("prediction"); got != 1 {
+		t.Fatalf("dropped %d, want 1", got)
+	}
+	if got := tel.written.Get(); got != 1 {
+		t.Fatalf("written %d, want the one appended before close", got)
+	}
+}

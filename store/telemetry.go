@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -28,6 +29,7 @@ type Telemetry struct {
 	written *metrics.Counter
 	flushes *metrics.Counter
 	failed  *metrics.Counter
+	closed  atomic.Bool // after the last flush: appends are dropped, counted
 }
 
 // kindExposure is the telemetry kind of experiment exposures.
@@ -76,7 +78,7 @@ func (t *Telemetry) droppedCounter(kind string) *metrics.Counter {
 // exposure leaves a unit out of its experiment's results (until its next
 // request logs it again) while a dropped prediction log only thins a sample.
 func (t *Telemetry) Append(kind string, data []byte) bool {
-	if kind != kindExposure && len(t.buf) >= cap(t.buf)-cap(t.buf)/8 {
+	if (kind != kindExposure && len(t.buf) >= cap(t.buf)-cap(t.buf)/8) || t.closed.Load() {
 		t.droppedCounter(kind).Inc()
 		return false
 	}
@@ -264,10 +266,22 @@ func (t *Telemetry) Read(kind string, after uint64, fn func(seq uint64, data []b
 	})
 }
 
+// close flushes what is buffered and stops the flusher. A record appended
+// after that (by a request that outlived the HTTP shutdown) is dropped and
+// counted, not left in a buffer nobody writes.
 func (t *Telemetry) close() {
 	t.once.Do(func() {
+		t.closed.Store(true)
 		close(t.stop)
 		<-t.done
+		for {
+			select {
+			case r := <-t.buf:
+				t.droppedCounter(r.kind).Inc()
+			default:
+				return
+			}
+		}
 	})
 }
 

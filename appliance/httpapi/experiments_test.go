@@ -308,7 +308,11 @@ func (m *memTelemetry) Read(kind string, after uint64, fn func(uint64, []byte) b
 	return nil
 }
 
-func TestExperiments_ShadowRunsAfterTheResponseAndReports(t *testing.T) {
+// shadowNode is a node with a 3-version model in a running experiment that
+// shadows version 3 on every request, and 50 requests made; the shadow's
+// module answers 0.9 where the others answer 0.2. slowShadow makes the
+// shadow's module wait for its context to end.
+func shadowNode(t *testing.T, slowShadow bool) (*testNode, *appliance.ShadowRunner) {
 	n := &testNode{t: t, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
 	n.store = storetest.Open(t, store.Options{})
 	if _, err := n.store.BootstrapAdmin(context.Background(), adminSecret); err != nil {
@@ -316,9 +320,13 @@ func TestExperiments_ShadowRunsAfterTheResponseAndReports(t *testing.T) {
 	}
 	tel := &memTelemetry{}
 	var shadowModule string
-	runner := &mock.ModelRunner{PredictFn: func(_ context.Context, module string, _ appliance.ModuleLimits, in, out []float64) error {
+	runner := &mock.ModelRunner{PredictFn: func(ctx context.Context, module string, _ appliance.ModuleLimits, in, out []float64) error {
 		out[0] = 0.2
 		if module == shadowModule {
+			if slowShadow {
+				<-ctx.Done()
+				return ctx.Err()
+			}
 			out[0] = 0.9 // the shadow disagrees on every request
 		}
 		return nil
@@ -348,7 +356,12 @@ func TestExperiments_ShadowRunsAfterTheResponseAndReports(t *testing.T) {
 			t.Fatalf("the response carries the shadow's answer: %v", r)
 		}
 	}
-	shadows.Close() // drains the queue
+	return n, shadows
+}
+
+func TestExperiments_ShadowRunsAfterTheResponseAndReports(t *testing.T) {
+	n, shadows := shadowNode(t, false)
+	shadows.Close(context.Background()) // drains the queue
 	if shadows.Ran()+shadows.Dropped() != 50 {
 		t.Fatalf("ran %d, dropped %d of 50", shadows.Ran(), shadows.Dropped())
 	}
@@ -357,6 +370,24 @@ func TestExperiments_ShadowRunsAfterTheResponseAndReports(t *testing.T) {
 	if s["version"].(float64) != 3 || s["count"].(float64) != float64(shadows.Ran()) || s["agreement_rate"].(float64) != 0 ||
 		s["mean_absolute_difference"].(float64) < 0.69 || s["mean_absolute_difference"].(float64) > 0.71 {
 		t.Fatalf("shadow report: %v", rep)
+	}
+}
+
+// A shutdown does not wait for a queue of slow shadows (each may take 5 s):
+// past Close's deadline the one running is cancelled and the rest dropped.
+func TestExperiments_ShadowCloseKeepsItsDeadline(t *testing.T) {
+	_, shadows := shadowNode(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { shadows.Close(ctx); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(4 * time.Second): // draining would take 50 × 5 s
+		t.Fatal("Close did not return after its deadline")
+	}
+	if shadows.Ran() != 0 || shadows.Dropped() < 48 {
+		t.Fatalf("ran %d, dropped %d of 50 slow shadows", shadows.Ran(), shadows.Dropped())
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -180,5 +182,57 @@ func TestModels_RegistryEndpoints(t *testing.T) {
 	n.admin("DELETE", "/api/v1/models/churn/aliases/production", nil, 404)
 	if m := n.admin("GET", "/api/v1/models/churn", nil, 200).json(t); len(m["aliases"].(map[string]any)) != 0 || m["latest_version"].(float64) != 2 {
 		t.Fatalf("model: %v", m)
+	}
+}
+
+// A shutdown that runs out of time cancels the requests still running, so
+// that a call into a slow module ends instead of holding the node's stop.
+func TestServer_ShutdownCancelsRequestsPastItsDeadline(t *testing.T) {
+	n := &testNode{t: t, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	n.store = storetest.Open(t, store.Options{})
+	n.store.BootstrapAdmin(context.Background(), adminSecret)
+	entered := make(chan struct{}, 1)
+	runner := &mock.ModelRunner{PredictFn: func(ctx context.Context, _ string, _ appliance.ModuleLimits, _, _ []float64) error {
+		entered <- struct{}{}
+		<-ctx.Done() // a module that runs until stopped
+		return ctx.Err()
+	}}
+	sink := &mock.TelemetrySink{AppendFn: func(string, []byte) bool { return true }}
+	clock := func() time.Time { return n.now }
+	n.srv = httpapi.New(httpapi.Config{Now: clock}, httpapi.Services{Registry: n.store, Features: n.store, Tokens: n.store, Audit: n.store,
+		Models: n.store, Predictor: &appliance.Predictor{Models: n.store, Views: n.store, Features: n.store, Runner: runner, Telemetry: sink, Now: clock}})
+	n.modelVersion("churn", "v1", []string{"request:basket"}, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.srv.App().Listener(ln)
+	answered := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/api/v1/predict/churn", strings.NewReader(`{"version":1,"request":{"basket":2}}`))
+		req.Header.Set("Authorization", "Bearer "+adminSecret)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.Status
+	}()
+	select {
+	case <-entered:
+	case got := <-answered:
+		t.Fatalf("the request ended before the module ran: %s", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := n.srv.Shutdown(ctx); err == nil {
+		t.Fatal("a shutdown with a request held ran out of time, but reported no error")
+	}
+	select {
+	case <-answered: // an answer or a closed connection: the handler ended
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request still runs after the shutdown's deadline")
 	}
 }

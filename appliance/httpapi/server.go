@@ -103,6 +103,12 @@ type Server struct {
 
 	plans, plansFull planCache // by feature list, without and with full_feature_names
 	predM            sync.Map  // predictionKey → *predictionMetrics
+
+	// requests is every request's base context (fiber's default is
+	// Background): a shutdown that runs out of time cancels it, so that
+	// handlers still running stop at their next check.
+	requests       context.Context
+	cancelRequests context.CancelFunc
 }
 
 // New builds the fiber app with every route.
@@ -135,6 +141,7 @@ func New(cfg Config, svc Services) *Server {
 		svc.Metrics = metrics.NewSet()
 	}
 	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, now: cfg.Now, set: svc.Metrics, idPrefix: newRequestIDPrefix()}
+	s.requests, s.cancelRequests = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlnode",
 		DisableStartupMessage: true,
@@ -158,7 +165,13 @@ func (s *Server) App() *fiber.App { return s.app }
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends; then it cancels the contexts of those still running.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	s.cancelRequests()
+	return err
+}
 
 func (s *Server) routes() {
 	a := s.app
@@ -319,6 +332,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	c.Locals(localRequestID, id)
 	c.Set("X-Request-ID", id)
+	c.SetUserContext(s.requests)
 	err := c.Next()
 	if err != nil {
 		if herr := s.app.ErrorHandler(c, err); herr != nil {

@@ -456,3 +456,20 @@ func TestMaterialize_GrowingFileDoesNotDeadlock(t *testing.T) {
 		t.Fatal("materialization did not finish: deadlocked on the file's growth")
 	}
 }
+
+// A job submitted while the runner closes is refused before it is stored:
+// stored, it would run at the next start, unasked.
+func TestRunner_SubmitAfterCloseStoresNothing(t *testing.T) {
+	f := newFixture(t)
+	r := f.runner()
+	ctx := context.Background()
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Submit(ctx, KindMaterializeIncremental, nil, ""); appliance.ErrorCode(err) != appliance.EUNAVAILABLE {
+		t.Fatalf("submit after close: %v, want unavailable", err)
+	}
+	if list, err := f.store.Jobs(ctx, appliance.JobFilter{}); err != nil || len(list) != 0 {
+		t.Fatalf("jobs stored: %v %v", list, err)
+	}
+}

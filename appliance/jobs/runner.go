@@ -179,6 +179,15 @@ func (r *Runner) Submit(ctx context.Context, kind string, args json.RawMessage, 
 		actor = "scheduler"
 	}
 	j := &appliance.Job{Kind: kind, Args: args, State: appliance.JobQueued, CreatedAt: r.now().UTC(), Actor: actor, Schedule: origin}
+	// Refused before it is stored: a job stored but never launched would
+	// run at the next start, unasked and unlinked to whoever submitted it.
+	// (launch checks again, for a Close racing this.)
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, appliance.Errorf(appliance.EUNAVAILABLE, "the node is shutting down")
+	}
 	if err := r.store.PutJob(ctx, j); err != nil {
 		return nil, err
 	}

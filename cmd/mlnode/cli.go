@@ -74,7 +74,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		m.Close()
 		return 1
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-m.Served():
+		// The listener failed: a node that no longer serves stops, so
+		// that its supervisor (systemd) restarts it.
+		fmt.Fprintf(stderr, "mlnode serve: stopped serving: %v\n", m.ServeErr())
+		m.Close()
+		return 1
+	}
 	if err := m.Close(); err != nil {
 		fmt.Fprintf(stderr, "mlnode serve: shutdown: %v\n", err)
 		return 1

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -483,6 +484,34 @@ func TestMain_RunAndClose(t *testing.T) {
 	resp.Body.Close()
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A Close right after Run (a later start-up step failing, say) leaves
+// nothing serving: fasthttp's shutdown alone misses a server that has not
+// yet started on its listener.
+func TestMain_CloseRightAfterRunStopsServing(t *testing.T) {
+	for i := range 5 {
+		m := NewMain()
+		m.Stdout, m.Stderr = io.Discard, io.Discard
+		m.Config.DataDir, m.Config.Addr = t.TempDir(), "127.0.0.1:0"
+		m.AdminToken = "in-process-admin-token-01234"
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		addr := m.Addr()
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-m.Served():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: still serving after Close", i)
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("round %d: %s accepts connections after Close", i, addr)
+		}
 	}
 }
 

@@ -50,7 +50,8 @@ type Main struct {
 	Scheduler *scheduler.Scheduler
 	HTTP      *httpapi.Server
 	listener  net.Listener
-	serveErr  chan error
+	served    chan struct{} // closed when the HTTP server stops serving
+	serveErr  error         // why, once served is closed
 	pprof     *http.Server
 	log       *slog.Logger
 }
@@ -155,8 +156,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
 	}
-	m.serveErr = make(chan error, 1)
-	go func() { m.serveErr <- m.HTTP.App().Listener(m.listener) }()
+	m.served = make(chan struct{})
+	go func() {
+		defer close(m.served)
+		m.serveErr = m.HTTP.App().Listener(m.listener)
+	}()
 	if m.Config.PprofAddr != "" {
 		if err := m.servePprof(); err != nil {
 			return err
@@ -277,6 +281,13 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
+// Served is closed when the HTTP server stops serving, on Close or because
+// its listener failed; ServeErr then says why.
+func (m *Main) Served() <-chan struct{} { return m.served }
+
+// ServeErr is why the HTTP server stopped, once Served is closed.
+func (m *Main) ServeErr() error { return m.serveErr }
+
 // Close stops accepting connections, lets in-flight requests finish within
 // the shutdown timeout, then closes the store. It is safe to call after a
 // failed Run.
@@ -288,34 +299,33 @@ func (m *Main) Close() error {
 			firstErr = fmt.Errorf("stop http: %w", err)
 		}
 		cancel()
+		// fasthttp's shutdown does nothing to a server that has not yet
+		// started on its listener (a Close right after Run): closing the
+		// listener makes that serve return at once instead of starting.
+		_ = m.listener.Close()
 		select {
-		case <-m.serveErr:
+		case <-m.served:
 		case <-time.After(time.Second):
 		}
 	}
 	if m.pprof != nil {
 		_ = m.pprof.Close()
 	}
-	// No request is in flight any more: queued shadow predictions finish.
+	// No request is in flight any more: queued shadow predictions finish,
+	// within the timeout.
 	if m.shadows != nil {
-		m.shadows.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		m.shadows.Close(ctx)
+		cancel()
 		m.shadows = nil
 	}
 	if m.monitor != nil {
 		m.monitor.Close()
 		m.monitor = nil
 	}
-	// Jobs stop first, before the store: one interrupted here keeps its
-	// checkpoint and resumes at the next start, and a schedule's run in
-	// flight returns at once instead of holding the shutdown.
-	if m.Jobs != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
-		if err := m.Jobs.Close(ctx); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("stop jobs: %w", err)
-		}
-		cancel()
-		m.Jobs = nil
-	}
+	// The scheduler stops first, so that no firing submits a job to a
+	// runner that is closing; a run it has in flight is waited for within
+	// the timeout, then cancelled (its job keeps its checkpoint).
 	if m.Scheduler != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		if err := m.Scheduler.Close(ctx); err != nil && firstErr == nil {
@@ -323,6 +333,16 @@ func (m *Main) Close() error {
 		}
 		cancel()
 		m.Scheduler = nil
+	}
+	// Jobs stop before the store: one interrupted here keeps its
+	// checkpoint and resumes at the next start.
+	if m.Jobs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.Jobs.Close(ctx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("stop jobs: %w", err)
+		}
+		cancel()
+		m.Jobs = nil
 	}
 	// In-flight deliveries record their outcome in the store.
 	if m.Webhooks != nil {
@@ -338,9 +358,13 @@ func (m *Main) Close() error {
 		m.modules = nil
 	}
 	if m.Wasm != nil {
-		if err := m.Wasm.Close(context.Background()); err != nil && firstErr == nil {
+		// Calls still running (a request that outlived the HTTP timeout,
+		// a module allowed a long timeout) are stopped at the deadline.
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.Wasm.Close(ctx); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("close wasm runtime: %w", err)
 		}
+		cancel()
 		m.Wasm = nil
 	}
 	if m.Store != nil {
