@@ -73,6 +73,11 @@ type Options struct {
 	// change before the next fold takes fewer events; default 32768 (a
 	// transaction of about 128 MiB of pages).
 	FoldMaxPages int
+	// RerunWritesForTesting runs every batch of writes twice, rolling the
+	// first run back, as the group commit does when one write of a batch
+	// fails. A write whose function is not safe to run again then shows in
+	// any test; storetest sets it when MLNODE_TEST_RERUN_WRITES=1.
+	RerunWritesForTesting bool
 }
 
 // Store is mlnode's storage, one bbolt file. It implements
@@ -396,7 +401,24 @@ func (s *Store) writer() {
 // commit runs a group in one transaction. If one function fails, the
 // transaction is rolled back, that caller gets its error and the rest are
 // tried again without it.
+// errRerun rolls back the first run of a batch under RerunWritesForTesting.
+var errRerun = errors.New("store: rerun for testing")
+
+// rerunAllForTesting is RerunWritesForTesting for every store; only this
+// package's tests set it (MLNODE_TEST_RERUN_WRITES=1).
+var rerunAllForTesting bool
+
 func (s *Store) commit(group []*writeOp) {
+	if s.opts.RerunWritesForTesting || rerunAllForTesting {
+		_ = s.db.Update(func(tx *bolt.Tx) error {
+			for _, op := range group {
+				if err := op.fn(tx); err != nil {
+					return err
+				}
+			}
+			return errRerun
+		})
+	}
 	for len(group) > 0 {
 		failed := -1
 		var failure error

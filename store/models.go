@@ -159,7 +159,12 @@ func (s *Store) CreateModelVersion(ctx context.Context, v *appliance.ModelVersio
 		}
 		versions := b.Bucket(keyVersions)
 		versions.FillPercent = 1
-		n := versions.Stats().KeyN + 1
+		// The last key, not Stats().KeyN: that counts committed pages only,
+		// and two uploads in one group commit would both get the same number.
+		n := 1
+		if k, _ := versions.Cursor().Last(); k != nil {
+			n = int(binary.BigEndian.Uint32(k)) + 1
+		}
 		mv := *v
 		mv.Version, mv.Status, mv.CreatedAt, mv.CreatedBy = n, appliance.StatusActive, now, actor
 		mv.BundleSHA256, mv.BundleSize = hex.EncodeToString(bundleSum[:]), len(bundle)

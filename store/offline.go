@@ -356,9 +356,11 @@ func (s *Store) flushTail(ctx context.Context, viewKey []byte, force bool) (bool
 		meta.NextRun++
 		meta.TailRows -= run.Rows
 		flushed = true
-		s.flushes.Inc()
 		return s.putJSON(b, keyEventMeta, meta)
 	}, nil)
+	if err == nil && flushed {
+		s.flushes.Inc() // after the commit: the function may run twice
+	}
 	return flushed, err
 }
 
@@ -408,6 +410,7 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 		return false, err
 	}
 	var after []byte // last key copied
+	var copied uint64 // rows copied into the target, by committed chunks
 	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
 			return false, err // the building run is dropped at the next open
@@ -417,8 +420,9 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 		// loop takes its results only once the transaction has committed.
 		var chunkAfter []byte
 		var chunkDone bool
+		var chunkRows int
 		err := s.update(ctx, func(tx *bolt.Tx) error {
-			chunkAfter, chunkDone = after, false
+			chunkAfter, chunkDone, chunkRows = after, false, 0
 			b := tx.Bucket(bucketEvents).Bucket(viewKey)
 			if b == nil {
 				chunkDone = true
@@ -451,6 +455,7 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 				}
 				chunkAfter = slices.Clone(k)
 			}
+			chunkRows = n
 			return nil
 		}, nil)
 		if err != nil {
@@ -464,8 +469,11 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 			return false, err
 		}
 		after, done = chunkAfter, chunkDone
+		copied += uint64(chunkRows)
 	}
+	published := false
 	err = s.update(ctx, func(tx *bolt.Tx) error {
+		published = false
 		b := tx.Bucket(bucketEvents).Bucket(viewKey)
 		if b == nil {
 			return nil
@@ -483,17 +491,24 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 					return err
 				}
 			case r.ID == target.ID:
+				// What the chunks copied, less what erasure and retention
+				// have deleted from it since (they count those off the
+				// building run's rows). Not Stats().KeyN: that sees
+				// committed pages only, not deletions earlier in this batch.
 				r.Building = false
-				r.Rows = uint64(rb.Bucket(runKey(r.ID)).Stats().KeyN)
+				r.Rows = copied - min(copied, target.Rows-min(target.Rows, r.Rows))
 				kept = append(kept, r)
 			default:
 				kept = append(kept, r)
 			}
 		}
 		meta.Runs = kept
-		s.merges.Inc()
+		published = true
 		return s.putJSON(b, keyEventMeta, meta)
 	}, nil)
+	if err == nil && published {
+		s.merges.Inc()
+	}
 	return err == nil, err
 }
 

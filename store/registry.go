@@ -209,7 +209,10 @@ func (s *Store) ApplyFeatureView(ctx context.Context, v *appliance.FeatureView) 
 	var versions []*appliance.FeatureView
 	created := false
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		created = false
+		// The group commit re-runs this when a later write in its batch
+		// fails: start from nothing, or a new view would count the first
+		// run's version and become version 2.
+		result, versions, created = nil, nil, false
 		want := *v
 		if err := want.ResolveJoinKeys(func(name string) (*appliance.Entity, error) {
 			var e appliance.Entity
@@ -375,7 +378,6 @@ func (s *Store) DeleteFeatureView(ctx context.Context, name string, force bool) 
 	// See onlineCache: the view's rows are gone once this is answered.
 	end := s.online.writeAll()
 	defer end()
-	defer s.online.dropView(name)
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		views := tx.Bucket(bucketViews)
 		vb := views.Bucket([]byte(name))
@@ -425,6 +427,11 @@ func (s *Store) DeleteFeatureView(ctx context.Context, name string, force bool) 
 		reg := s.registry.Load().clone()
 		delete(reg.views, name)
 		s.registry.Store(reg)
+		// Only once the view is gone: dropping the cache of a view whose
+		// delete failed (409) would strand the marks of a write in flight
+		// on the dropped entry, and a reader could cache a row that write
+		// then replaces, past its acknowledgement.
+		s.online.dropView(name)
 	})
 }
 

@@ -3,6 +3,7 @@ package storetest
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/mlnode/mlnode/store"
@@ -18,6 +19,9 @@ func Open(tb testing.TB, opts store.Options) *store.Store {
 // OpenDir opens a store in dir, closed with the same checks at the end.
 func OpenDir(tb testing.TB, dir string, opts store.Options) *store.Store {
 	tb.Helper()
+	if os.Getenv("MLNODE_TEST_RERUN_WRITES") == "1" {
+		opts.RerunWritesForTesting = true
+	}
 	s, err := store.Open(context.Background(), dir, opts)
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
