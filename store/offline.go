@@ -409,7 +409,7 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 	if err != nil || len(sources) == 0 {
 		return false, err
 	}
-	var after []byte // last key copied
+	var after []byte  // last key copied
 	var copied uint64 // rows copied into the target, by committed chunks
 	for done := false; !done; {
 		if err := ctx.Err(); err != nil {
