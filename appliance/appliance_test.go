@@ -67,11 +67,19 @@ func TestParseDuration(t *testing.T) {
 	}{
 		{"", 0, false}, {"0", 0, false}, {"24h", 24 * time.Hour, false}, {"90m", 90 * time.Minute, false},
 		{"7d", 7 * 24 * time.Hour, false}, {"-1h", 0, true}, {"soon", 0, true}, {"1.5d", 0, true},
+		// Past 100 years: refused, never wrapped to a negative duration.
+		{"36500d", 36500 * 24 * time.Hour, false}, {"36501d", 0, true}, {"106752d", 0, true}, {"876001h", 0, true},
 	}
 	for _, tt := range tests {
 		got, err := appliance.ParseDuration(tt.in)
 		if (err != nil) != tt.wantErr || time.Duration(got) != tt.want {
 			t.Errorf("ParseDuration(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+	for _, raw := range []string{`1e300`, `3153600001`, `-1`} {
+		var d appliance.Duration
+		if err := d.UnmarshalJSON([]byte(raw)); err == nil {
+			t.Errorf("%s seconds: %v, want an error", raw, time.Duration(d))
 		}
 	}
 	for _, d := range []time.Duration{24 * time.Hour, 90 * time.Minute, time.Hour + time.Second, 0} {

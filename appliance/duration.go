@@ -13,6 +13,10 @@ import (
 type Duration time.Duration
 
 // ParseDuration parses "", "0", Go durations and whole days ("7d").
+// MaxDuration bounds TTLs, retentions and windows: 100 years, well inside
+// time.Duration's 292, so that no value wraps around to a negative one.
+const MaxDuration = Duration(100 * 365 * 24 * time.Hour)
+
 func ParseDuration(s string) (Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "0" {
@@ -20,8 +24,11 @@ func ParseDuration(s string) (Duration, error) {
 	}
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)
-		if err != nil || n < 0 || n > 365*1000 {
+		if err != nil || n < 0 {
 			return 0, Invalid("", "%q is not a duration like \"24h\" or \"7d\"", s)
+		}
+		if n > int64(MaxDuration/Duration(24*time.Hour)) {
+			return 0, Invalid("", "%q is more than 100 years", s)
 		}
 		return Duration(time.Duration(n) * 24 * time.Hour), nil
 	}
@@ -31,6 +38,9 @@ func ParseDuration(s string) (Duration, error) {
 	}
 	if d < 0 {
 		return 0, Invalid("", "%q is negative", s)
+	}
+	if Duration(d) > MaxDuration {
+		return 0, Invalid("", "%q is more than 100 years", s)
 	}
 	return Duration(d), nil
 }
@@ -57,8 +67,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		// A bare number is taken as seconds, as Feast's ttl is.
 		var secs float64
-		if json.Unmarshal(b, &secs) != nil || secs < 0 {
+		if json.Unmarshal(b, &secs) != nil || !(secs >= 0) {
 			return Invalid("", "must be a duration string like \"24h\" or a number of seconds")
+		}
+		if secs > time.Duration(MaxDuration).Seconds() {
+			return Invalid("", "%s seconds is more than 100 years", b)
 		}
 		*d = Duration(time.Duration(secs * float64(time.Second)))
 		return nil

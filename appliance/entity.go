@@ -70,6 +70,12 @@ func (e *Entity) SameDefinition(o *Entity) bool {
 	return true
 }
 
+// MaxJoinKeyBytes bounds a string join key value. Entity keys prefix every
+// online and offline key, and bbolt refuses keys over 32 KiB: a longer value
+// would be refused deep in a write (or, written offline only, would fail
+// every later materialization of its view).
+const MaxJoinKeyBytes = 2048
+
 // AppendEntityKeyPart appends the order-preserving, self-delimiting encoding
 // of one join key value to dst. Strings are a uvarint length and the bytes;
 // int64s are 8 big-endian bytes with the sign bit flipped so that negative

@@ -220,14 +220,14 @@ func (s *Server) experimentResults(c *fiber.Ctx) error {
 	}
 	if v := c.Query("alpha"); v != "" {
 		a, err := strconv.ParseFloat(v, 64)
-		if err != nil || a <= 0 || a >= 0.5 {
+		if err != nil || !(a > 0 && a < 0.5) { // NaN fails too
 			return appliance.Invalid("alpha", "must be a number in (0, 0.5)")
 		}
 		opts.Alpha = a
 	}
 	if v := c.Query("sequential_tuning"); v != "" {
 		n, err := strconv.ParseFloat(v, 64)
-		if err != nil || n <= 0 {
+		if err != nil || !(n > 0) || math.IsInf(n, 1) {
 			return appliance.Invalid("sequential_tuning", "must be a positive number of units (N*)")
 		}
 		opts.SequentialTuning = n

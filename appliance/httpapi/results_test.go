@@ -99,6 +99,13 @@ func TestExperiments_EventsResultsAndGuardrail(t *testing.T) {
 	if err := mon.Fold(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Options out of range are the caller's mistake: 400 naming the option.
+	for _, q := range []string{"alpha=NaN", "alpha=0.5", "alpha=-Inf", "sequential_tuning=NaN", "sequential_tuning=Inf", "sequential_tuning=0"} {
+		field := strings.SplitN(q, "=", 2)[0]
+		if e := n.admin("GET", "/api/v1/experiments/checkout/results?"+q, nil, 400).json(t)["error"].(map[string]any); e["field"] != field {
+			t.Errorf("%s: %v", q, e)
+		}
+	}
 	rep := n.admin("GET", "/api/v1/experiments/checkout/results", nil, 200).json(t)
 	res := rep["result"].(map[string]any)
 	var conv map[string]any

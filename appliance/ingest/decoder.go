@@ -194,6 +194,10 @@ func (d *decoder) end() {
 				d.fail(d.cols[k].name, "missing join key")
 				break
 			}
+			if n := d.keyEnd[k] - d.keyStart[k]; !d.cols[k].keyInt && n > appliance.MaxJoinKeyBytes {
+				d.fail(d.cols[k].name, "is %d bytes; a join key is at most %d", n, appliance.MaxJoinKeyBytes)
+				break
+			}
 		}
 	}
 	if !d.failed && d.seen[d.timeID] != d.stamp {

@@ -151,6 +151,9 @@ func Analyze(e *appliance.Experiment, aggs []appliance.Aggregate, opts abtest.Op
 			}
 		}
 	}
+	if err := opts.Validate(); err != nil {
+		return nil, err // the caller's options: a 400 naming the option
+	}
 	res, err := abtest.Analyze(in)
 	if err != nil {
 		// The input is the node's own aggregates, not the caller's: a
