@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,6 +19,9 @@ func (s *Store) AuditEntries(_ context.Context, f appliance.AuditFilter) ([]*app
 	}
 	var out []*appliance.AuditEntry
 	more := false
+	if f.AfterSeq == math.MaxUint64 {
+		return out, false, nil // nothing comes after it (and +1 would wrap to the start)
+	}
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(u64(f.AfterSeq + 1)); k != nil; k, v = c.Next() {

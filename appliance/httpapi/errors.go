@@ -30,20 +30,34 @@ var codeOfStatus = map[int]string{
 	fiber.StatusMethodNotAllowed:      "method_not_allowed",
 	fiber.StatusConflict:              appliance.ECONFLICT,
 	fiber.StatusRequestEntityTooLarge: appliance.ETOOLARGE,
-	fiber.StatusUnsupportedMediaType:  appliance.EMEDIATYPE,
-	fiber.StatusUnprocessableEntity:   appliance.EUNPROCESSABLE,
-	fiber.StatusServiceUnavailable:    appliance.EUNAVAILABLE,
+	// A URL or headers over fasthttp's read buffer: too large as well.
+	fiber.StatusRequestHeaderFieldsTooLarge: appliance.ETOOLARGE,
+	fiber.StatusRequestURITooLong:           appliance.ETOOLARGE,
+	fiber.StatusUnsupportedMediaType:        appliance.EMEDIATYPE,
+	fiber.StatusUnprocessableEntity:         appliance.EUNPROCESSABLE,
+	fiber.StatusServiceUnavailable:          appliance.EUNAVAILABLE,
 }
 
 type errorBody struct {
 	Error errorFields `json:"error"`
 }
 
+// errorFields is the envelope's body; every key is always there, field and
+// details null when there is none.
 type errorFields struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-	Details any    `json:"details,omitempty"`
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Field   *string `json:"field"`
+	Details any     `json:"details"`
+}
+
+// envelopeOf is the envelope of a domain error.
+func envelopeOf(e *appliance.Error) *errorFields {
+	f := &errorFields{Code: e.Code, Message: e.Message, Details: e.Details}
+	if e.Field != "" {
+		f.Field = &e.Field
+	}
+	return f
 }
 
 // handleError is fiber's ErrorHandler: the one place where an error becomes
@@ -56,9 +70,13 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	status := fiber.StatusInternalServerError
 	switch {
 	case errors.As(err, &ae):
-		body = errorFields{Code: ae.Code, Message: ae.Message, Field: ae.Field, Details: ae.Details}
+		body = *envelopeOf(ae)
 		if st, ok := statusOfCode[ae.Code]; ok {
 			status = st
+		}
+		if ae.Code == appliance.EINTERNAL {
+			// A fault of the node: logged below, not shown.
+			body = errorFields{Code: appliance.EINTERNAL, Message: "internal error"}
 		}
 	case errors.As(err, &fe):
 		status = fe.Code

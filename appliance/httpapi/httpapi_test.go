@@ -643,3 +643,34 @@ func TestGetOnlineFeatures_PlanFollowsNewVersions(t *testing.T) {
 		t.Fatalf("after delete: %d %s", r.status, r.body)
 	}
 }
+
+// Every error has the whole envelope: code, message, field and details,
+// the last two null when there is none.
+func TestErrors_EnvelopeAlwaysHasItsKeys(t *testing.T) {
+	n := newTestNode(t, httpapi.Config{})
+	cases := []struct {
+		method, path, token string
+		body                any
+		status              int
+		code                string
+		field               any
+	}{
+		{"POST", "/api/v1/entities", adminSecret, map[string]any{"name": "User", "join_keys": []string{"user_id"}, "value_type": "string"}, 400, "invalid", "name"},
+		{"POST", "/api/v1/tokens", adminSecret, map[string]any{"name": "t", "role": "reader", "Role": "admin"}, 400, "invalid", "role"}, // sent sorted: Role first,
+		{"GET", "/api/v1/entities/nope", adminSecret, nil, 404, "not_found", nil},
+		{"GET", "/api/v1/entities", "", nil, 401, "unauthorized", "Authorization"},
+		{"GET", "/no/such/route", adminSecret, nil, 404, "not_found", nil},
+	}
+	for _, tc := range cases {
+		r := n.do(tc.method, tc.path, tc.token, "application/json", tc.body)
+		if r.status != tc.status {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, r.status, r.body)
+			continue
+		}
+		e, ok := r.json(t)["error"].(map[string]any)
+		_, hasDetails := e["details"]
+		if !ok || e["code"] != tc.code || e["field"] != tc.field || !hasDetails || e["message"] == "" {
+			t.Errorf("%s %s: %s", tc.method, tc.path, r.body)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -118,6 +119,12 @@ func decodeJSON(body []byte, v any, strict bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return appliance.Invalid("body", "a JSON body is required")
 	}
+	// encoding/json takes the last of repeated keys and matches keys
+	// case-insensitively, so {"role":"reader","Role":"admin"} would be
+	// read as admin: such a body is refused instead.
+	if err := checkObjectKeys(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
 		dec.DisallowUnknownFields()
@@ -128,6 +135,104 @@ func decodeJSON(body []byte, v any, strict bool) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return appliance.Invalid("body", "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// jsonKindOf names what JSON a Go type is read from, for error messages
+// (not "appliance.Role" or "jobs.MaterializeArgs").
+func jsonKindOf(t reflect.Type) string {
+	if t == nil {
+		return "another value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKindOf(t.Elem())
+	}
+	return "another value"
+}
+
+// checkObjectKeys refuses a JSON text in which an object repeats a key,
+// exactly or in another case, naming the key's path. The text's syntax is
+// left to the decoder: this only looks at keys.
+func checkObjectKeys(b []byte) error {
+	type frame struct {
+		object bool
+		keys   [][]byte
+		at     []byte // the latest key, in an object
+	}
+	var stack []frame
+	path := func(key []byte) string {
+		var parts []string
+		for _, f := range stack[:len(stack)-1] {
+			if f.object {
+				parts = append(parts, string(f.at))
+			}
+		}
+		return strings.Join(append(parts, string(key)), ".")
+	}
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			end, escaped := i+1, false
+			for ; end < len(b) && b[end] != '"'; end++ {
+				if b[end] == '\\' {
+					escaped = true
+					end++
+				}
+			}
+			if end >= len(b) {
+				return nil // truncated: the decoder says so
+			}
+			j := end + 1
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+				j++
+			}
+			if j < len(b) && b[j] == ':' && len(stack) > 0 && stack[len(stack)-1].object {
+				key := b[i+1 : end]
+				if escaped {
+					var s string
+					if json.Unmarshal(b[i:end+1], &s) != nil {
+						return nil // the decoder reports the bad string
+					}
+					key = []byte(s)
+				}
+				top := &stack[len(stack)-1]
+				for _, k := range top.keys {
+					if !bytes.EqualFold(k, key) {
+						continue
+					}
+					if bytes.Equal(k, key) {
+						return appliance.Invalid(path(key), "is given twice")
+					}
+					return appliance.Invalid(path(key), "is given twice, as %q and %q: keys are case-sensitive", k, key)
+				}
+				top.keys = append(top.keys, key)
+				top.at = key
+			}
+			i = end
+		case '{':
+			stack = append(stack, frame{object: true})
+		case '[':
+			stack = append(stack, frame{})
+		case '}', ']':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		}
 	}
 	return nil
 }
@@ -147,7 +252,7 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return appliance.Invalid(field, "expected %s, got JSON %s", typ.Type, typ.Value)
+		return appliance.Invalid(field, "expected %s, got JSON %s", jsonKindOf(typ.Type), typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return appliance.Invalid("body", "truncated JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

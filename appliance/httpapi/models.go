@@ -299,7 +299,7 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 			if e == nil {
 				e = &appliance.Error{Code: appliance.ErrorCode(err), Message: appliance.ErrorMessage(err)}
 			}
-			results[i].Error = &errorFields{Code: e.Code, Message: e.Message, Field: e.Field, Details: e.Details}
+			results[i].Error = envelopeOf(e)
 			continue
 		}
 		results[i].Prediction = res

@@ -1,0 +1,91 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/mlnode/mlnode/appliance"
+)
+
+func TestCheckObjectKeys(t *testing.T) {
+	tests := []struct {
+		body  string
+		field string // "" when the keys are fine
+	}{
+		{`{"name":"a","role":"reader"}`, ""},
+		{`{"role":"reader","role":"admin"}`, "role"},
+		{`{"role":"reader","Role":"admin"}`, "Role"},
+		{`{"role":"reader","r\u006fle":"admin"}`, "role"},
+		{`{"arms":[{"name":"a","weight":1,"WEIGHT":2}]}`, "arms.WEIGHT"},
+		{`{"a":{"b":1},"c":{"b":2}}`, ""},                   // same key, other objects
+		{`[{"k":1},{"k":2}]`, ""},                           // same key, array items
+		{`{"s":"{\"k\":1,\"k\":2}"}`, ""},                   // keys inside a string are text
+		{`{"tags":{"x":"1"},"features":{"x":2},"x":3}`, ""}, // one key per object
+		{`{"a":{"b":{"c":1,"c":2}}}`, "a.b.c"},
+		{`{"a":"unterminated`, ""}, // left to the decoder
+	}
+	for _, tt := range tests {
+		err := checkObjectKeys([]byte(tt.body))
+		switch {
+		case tt.field == "" && err != nil:
+			t.Errorf("%s: %v", tt.body, err)
+		case tt.field != "" && (err == nil || err.(*appliance.Error).Field != tt.field):
+			t.Errorf("%s: %v, want an error naming %q", tt.body, err, tt.field)
+		}
+	}
+}
+
+func TestDecodeJSON_TypeErrorsNameJSONKinds(t *testing.T) {
+	var v struct {
+		Role appliance.Role `json:"role"`
+		On   bool           `json:"on"`
+	}
+	for body, want := range map[string]string{
+		`{"role":[1]}`: "expected a string, got JSON array",
+		`{"on":1}`:     "expected true or false, got JSON number",
+	} {
+		err := decodeJSON([]byte(body), &v, true)
+		if err == nil || appliance.ErrorMessage(err) != want {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
+
+// checkObjectKeys reads every request body before the decoder does: it
+// must never panic, and never refuse an object whose keys differ.
+func FuzzCheckObjectKeys(f *testing.F) {
+	for _, s := range []string{`{"a":1,"A":2}`, `[{"k":"\"k\""}]`, `{"a":{"b":[{"c":1}]}}`, `{"\u0061":1,"a":2}`, `{"x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := checkObjectKeys(b)
+		var m map[string]any
+		if err != nil && json.Unmarshal(b, &m) == nil {
+			lower := map[string]bool{}
+			for k := range m {
+				lower[strings.ToLower(k)] = true
+			}
+			if len(lower) == len(m) && !hasNested(m) {
+				// Every key of this flat object is distinct, even ignoring
+				// case, but it may still repeat one: only a repeat is refused.
+				var raw map[string]json.RawMessage
+				_ = json.Unmarshal(b, &raw)
+				if bytes.Count(b, []byte(`":`)) == len(raw) {
+					t.Fatalf("refused %q: %v", b, err)
+				}
+			}
+		}
+	})
+}
+
+func hasNested(m map[string]any) bool {
+	for _, v := range m {
+		switch v.(type) {
+		case map[string]any, []any:
+			return true
+		}
+	}
+	return false
+}
