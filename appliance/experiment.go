@@ -382,4 +382,8 @@ type ExperimentRouter interface {
 	Route(ctx context.Context, model string, units UnitSource, attrs map[string]any) (Route, bool, error)
 	// Invalidate drops what the router cached: an experiment changed.
 	Invalidate()
+	// Check compiles a definition as routing will, so that targeting it
+	// cannot evaluate (a bad regex, a scalar for "in") is refused when
+	// stored, not silently failed for every unit.
+	Check(e *Experiment) error
 }

@@ -20,7 +20,9 @@ type Experiments struct {
 	Models   ModelRegistry
 	Policies map[string]AliasPolicy // by alias
 	// Router, when set, is told of every change, so predict routes by the
-	// new state at once.
+	// new state at once, and compiles each definition before it is stored
+	// (the node always sets it; without it, targeting is checked only for
+	// its operators).
 	Router ExperimentRouter
 	Now    func() time.Time
 }
@@ -45,6 +47,11 @@ func (x *Experiments) prepare(ctx context.Context, e *Experiment) error {
 	}
 	if err := e.Validate(); err != nil {
 		return err
+	}
+	if x.Router != nil {
+		if err := x.Router.Check(e); err != nil {
+			return err
+		}
 	}
 	if _, err := x.Models.Model(ctx, e.Model); err != nil {
 		return &Error{Code: ErrorCode(err), Field: "model", Message: ErrorMessage(err)}

@@ -57,7 +57,11 @@ func (s *Server) createExperiment(c *fiber.Ctx) error {
 		return err
 	}
 	var e appliance.Experiment
-	if err := s.decodeJSONBody(c, &e); err != nil {
+	body, err := s.decodeJSONBodyRaw(c, &e)
+	if err != nil {
+		return err
+	}
+	if err := checkCoverage(body); err != nil {
 		return err
 	}
 	out, err := x.Create(c.UserContext(), &e)
@@ -101,7 +105,11 @@ func (s *Server) updateExperiment(c *fiber.Ctx) error {
 		return err
 	}
 	var e appliance.Experiment
-	if err := s.decodeJSONBody(c, &e); err != nil {
+	body, err := s.decodeJSONBodyRaw(c, &e)
+	if err != nil {
+		return err
+	}
+	if err := checkCoverage(body); err != nil {
 		return err
 	}
 	name := copyString(c.Params("name"))

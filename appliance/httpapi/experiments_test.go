@@ -29,7 +29,7 @@ func newExperimentNode(t *testing.T, signed bool) *testNode {
 	clock := func() time.Time { return n.now }
 	n.srv = httpapi.New(httpapi.Config{Now: clock, AliasPolicies: policies},
 		httpapi.Services{Registry: n.store, Features: n.store, Tokens: n.store, Audit: n.store, Models: n.store,
-			Experiments: &appliance.Experiments{Store: n.store, Models: n.store, Policies: policies, Now: clock}})
+			Experiments: &appliance.Experiments{Store: n.store, Models: n.store, Policies: policies, Router: &routing.Router{Store: n.store}, Now: clock}})
 	for _, c := range []string{"v1", "v2", "v3", "v4"} {
 		n.modelVersion("churn", c, []string{"user_stats:clicks"}, nil)
 	}
@@ -140,6 +140,13 @@ func TestExperiments_BadDefinitions(t *testing.T) {
 		}, 400, "conditions[0].op"},
 		{"force to unknown arm", func(m map[string]any) { m["force"] = map[string]any{"qa-user": "nope"} }, 400, "force.qa-user"},
 		{"coverage above 1", func(m map[string]any) { m["coverage"] = 1.5 }, 400, "coverage"},
+		{"coverage 0 is not every unit", func(m map[string]any) { m["coverage"] = 0 }, 400, "coverage"},
+		{"condition regex that cannot compile", func(m map[string]any) {
+			m["conditions"] = []map[string]any{{"attribute": "country", "op": "regex", "value": "(("}}
+		}, 400, "conditions[0].value"},
+		{"condition in with a scalar", func(m map[string]any) {
+			m["conditions"] = []map[string]any{{"attribute": "country", "op": "in", "value": "AE"}}
+		}, 400, "conditions[0].value"},
 		{"unknown field", func(m map[string]any) { m["colour"] = "red" }, 400, "colour"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

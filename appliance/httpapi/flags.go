@@ -36,7 +36,11 @@ func (s *Server) putFlag(replace bool) fiber.Handler {
 			return err
 		}
 		var f appliance.Flag
-		if err := s.decodeJSONBody(c, &f); err != nil {
+		body, err := s.decodeJSONBodyRaw(c, &f)
+		if err != nil {
+			return err
+		}
+		if err := checkCoverage(body); err != nil {
 			return err
 		}
 		ctx := c.UserContext()

@@ -75,6 +75,7 @@ func TestFlags_RulesSplitAndAudit(t *testing.T) {
 		{"rule to a missing variant", map[string]any{"name": "f", "variants": []any{1, 2}, "rules": []map[string]any{{"attribute": "a", "op": "eq", "value": 1, "variant": 5}}}, "rules[0].variant"},
 		{"unknown operator", map[string]any{"name": "f", "variants": []any{1, 2}, "rules": []map[string]any{{"attribute": "a", "op": "like", "value": 1, "variant": 1}}}, "rules[0].op"},
 		{"bad regex", map[string]any{"name": "f", "variants": []any{1, 2}, "rules": []map[string]any{{"attribute": "a", "op": "regex", "value": "(", "variant": 1}}}, "rules[0].value"},
+		{"coverage 0 (not every unit)", map[string]any{"name": "f", "variants": []any{1, 2}, "coverage": 0}, "coverage"},
 	} {
 		r := n.do("POST", "/api/v1/flags", writer, "application/json", tc.body)
 		if _, field := r.errorOf(t); r.status != 400 || field != tc.field {

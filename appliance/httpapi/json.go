@@ -102,17 +102,36 @@ func (s *Server) readBody(c *fiber.Ctx) ([]byte, error) {
 // decodeJSONBody reads a JSON body into v, refusing unknown fields, other
 // content types and trailing data, with errors that name the field.
 func (s *Server) decodeJSONBody(c *fiber.Ctx, v any) error {
+	_, err := s.decodeJSONBodyRaw(c, v)
+	return err
+}
+
+// decodeJSONBodyRaw is decodeJSONBody that also returns the body.
+func (s *Server) decodeJSONBodyRaw(c *fiber.Ctx, v any) ([]byte, error) {
 	if ct := c.Get(fiber.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != fiber.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
-			return &appliance.Error{Code: appliance.EMEDIATYPE, Field: "Content-Type", Message: fmt.Sprintf("%q is not application/json", ct)}
+			return nil, &appliance.Error{Code: appliance.EMEDIATYPE, Field: "Content-Type", Message: fmt.Sprintf("%q is not application/json", ct)}
 		}
 	}
 	body, err := s.readBody(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return decodeJSON(body, v, true)
+	return body, decodeJSON(body, v, true)
+}
+
+// checkCoverage refuses an explicit "coverage": 0. Coverage is in (0, 1]
+// and an absent one means 1; the decoded zero cannot tell the two apart,
+// and reading 0 as "every unit" would be the opposite of what was asked.
+func checkCoverage(body []byte) error {
+	var probe struct {
+		Coverage *float64 `json:"coverage"`
+	}
+	if json.Unmarshal(body, &probe) == nil && probe.Coverage != nil && *probe.Coverage == 0 {
+		return appliance.Invalid("coverage", "must be in (0, 1]; leave it out for every unit")
+	}
+	return nil
 }
 
 func decodeJSON(body []byte, v any, strict bool) error {

@@ -209,13 +209,13 @@ type predictRequest struct {
 	Request    map[string]json.RawMessage `json:"request"`
 	Features   map[string]float64         `json:"features"`
 	Alias      string                     `json:"alias"`
-	Version    int                        `json:"version"`
+	Version    *int                       `json:"version"`
 	Unit       string                     `json:"unit"`
 	Attributes map[string]any             `json:"attributes"`
 }
 
 func (r *predictRequest) domain(model string) *appliance.PredictRequest {
-	return &appliance.PredictRequest{Model: model, Alias: r.Alias, Version: r.Version, Entities: r.Entities,
+	return &appliance.PredictRequest{Model: model, Alias: r.Alias, Version: versionOf(r.Version), Entities: r.Entities,
 		Request: r.Request, Features: r.Features, Unit: r.Unit, Attributes: r.Attributes}
 }
 
@@ -235,8 +235,8 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	if err := s.decodeJSONBody(c, &req); err != nil {
 		return err
 	}
-	if req.Alias != "" && req.Version != 0 {
-		return appliance.Invalid("alias", "give alias or version, not both")
+	if err := checkVersionOrAlias(req.Version, req.Alias); err != nil {
+		return err
 	}
 	name := copyString(c.Params("name"))
 	start := time.Now()
@@ -253,7 +253,27 @@ type predictBatchRequest struct {
 	Entities []map[string]json.RawMessage `json:"entities"`
 	Request  []map[string]json.RawMessage `json:"request"`
 	Alias    string                       `json:"alias"`
-	Version  int                          `json:"version"`
+	Version  *int                         `json:"version"`
+}
+
+// versionOf is a request's version, 0 when it names none.
+func versionOf(v *int) int {
+	if v == nil {
+		return 0
+	}
+	return *v
+}
+
+// checkVersionOrAlias refuses a version below 1 (an explicit 0 would
+// otherwise read as "none" and serve production) and both at once.
+func checkVersionOrAlias(version *int, alias string) error {
+	if version != nil && *version < 1 {
+		return appliance.Invalid("version", "must be 1 or more")
+	}
+	if alias != "" && version != nil {
+		return appliance.Invalid("alias", "give alias or version, not both")
+	}
+	return nil
 }
 
 type batchResult struct {
@@ -280,10 +300,20 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 	if req.Request != nil && len(req.Request) != len(req.Entities) {
 		return appliance.Invalid("request", "has %d items but entities has %d", len(req.Request), len(req.Entities))
 	}
+	if err := checkVersionOrAlias(req.Version, req.Alias); err != nil {
+		return err
+	}
 	name := copyString(c.Params("name"))
+	if req.Version != nil || req.Alias != "" {
+		// A version or alias that does not exist is the request's error,
+		// not each item's.
+		if _, _, err := p.Resolve(c.UserContext(), &appliance.PredictRequest{Model: name, Alias: req.Alias, Version: versionOf(req.Version)}); err != nil {
+			return err
+		}
+	}
 	results := make([]batchResult, len(req.Entities))
 	for i, ents := range req.Entities {
-		one := &appliance.PredictRequest{Model: name, Alias: req.Alias, Version: req.Version, Entities: ents}
+		one := &appliance.PredictRequest{Model: name, Alias: req.Alias, Version: versionOf(req.Version), Entities: ents}
 		if req.Request != nil {
 			one.Request = req.Request[i]
 		}

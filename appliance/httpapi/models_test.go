@@ -137,6 +137,28 @@ func TestPredict_Batch(t *testing.T) {
 	if len(res.Results) != 3 || res.Results[0].Outputs["score"] != 2 || res.Results[1].Error == nil || res.Results[1].Error.Code != "unprocessable" || res.Results[2].Outputs["score"] != 4 {
 		t.Fatalf("batch: %s", r.body)
 	}
+	// A version or alias that cannot be served is the request's error.
+	one := []any{map[string]any{"user_id": "a"}}
+	for _, tc := range []struct {
+		path   string
+		body   map[string]any
+		status int
+		field  string
+	}{
+		{"/api/v1/predict/churn", map[string]any{"entities": map[string]any{"user_id": "a"}, "version": 0}, 400, "version"},
+		{"/api/v1/predict/churn", map[string]any{"entities": map[string]any{"user_id": "a"}, "version": -1}, 400, "version"},
+		{"/api/v1/predict/churn", map[string]any{"entities": map[string]any{"user_id": "a"}, "version": 1, "alias": "production"}, 400, "alias"},
+		{"/api/v1/predict/churn/batch", map[string]any{"entities": one, "version": 0}, 400, "version"},
+		{"/api/v1/predict/churn/batch", map[string]any{"entities": one, "version": 99}, 404, ""},
+		{"/api/v1/predict/churn/batch", map[string]any{"entities": one, "alias": "nope"}, 404, ""},
+	} {
+		r := n.do("POST", tc.path, adminSecret, "application/json", tc.body)
+		if r.status != tc.status {
+			t.Errorf("%s %v: %d %s", tc.path, tc.body, r.status, r.body)
+		} else if _, field := r.errorOf(t); tc.field != "" && field != tc.field {
+			t.Errorf("%s %v: field %q: %s", tc.path, tc.body, field, r.body)
+		}
+	}
 }
 
 func TestModels_RegistryEndpoints(t *testing.T) {

@@ -38,6 +38,12 @@ type entry struct {
 // experiment service calls it after every change.
 func (r *Router) Invalidate() { r.stale.Store(true) }
 
+// Check implements appliance.ExperimentRouter.
+func (r *Router) Check(e *appliance.Experiment) error {
+	_, err := Compile(e)
+	return err
+}
+
 func (r *Router) current(ctx context.Context) (*table, error) {
 	if t := r.table.Load(); t != nil && !r.stale.Load() {
 		return t, nil
