@@ -13,7 +13,7 @@ func ValidateName(field, name string) error {
 		return Invalid(field, "is required")
 	}
 	if len(name) > 128 {
-		return Invalid(field, "%q is longer than 128 bytes", name)
+		return Invalid(field, "%q… is longer than 128 bytes", name[:32]) // not echoed whole
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]

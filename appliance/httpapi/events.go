@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -29,7 +30,7 @@ func (s *Server) eventRoutes(v1 fiber.Router, reader, writer fiber.Handler) {
 type eventIn struct {
 	Unit      string          `json:"unit"`
 	Metric    string          `json:"metric"`
-	Value     *float64        `json:"value"`
+	Value     json.RawMessage `json:"value"`
 	Timestamp json.RawMessage `json:"timestamp"`
 	EventID   string          `json:"event_id"`
 }
@@ -144,7 +145,15 @@ func eventDecodeErr(row int, err error) error {
 	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 		return appliance.Invalid(fmt.Sprintf("events[%d].%s", row, strings.Trim(name, `"`)), "unknown field")
 	}
-	return appliance.Invalid(fmt.Sprintf("events[%d]", row), "bad JSON: %v", err)
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		return appliance.Invalid(fmt.Sprintf("events[%d].%s", row, typ.Field), "expected %s, got JSON %s", jsonKindOf(typ.Type), typ.Value)
+	}
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return appliance.Invalid(fmt.Sprintf("events[%d]", row), "malformed JSON: %v", syn)
+	}
+	return appliance.Invalid(fmt.Sprintf("events[%d]", row), "malformed JSON")
 }
 
 // event validates one event: unit and metric required, value finite
@@ -158,16 +167,23 @@ func (in *eventIn) event(now time.Time) (appliance.OutcomeEvent, string, string)
 	if len(in.Unit) > 256 {
 		return ev, "unit", "is longer than 256 bytes"
 	}
+	if strings.ContainsRune(in.Unit, utf8.RuneError) {
+		// encoding/json turns invalid UTF-8 into U+FFFD: two units would
+		// silently become one.
+		return ev, "unit", "is not valid UTF-8"
+	}
 	if err := appliance.ValidateName("metric", in.Metric); err != nil {
 		return ev, "metric", appliance.ErrorMessage(err)
 	}
-	if in.Value != nil {
+	if len(in.Value) > 0 {
 		// Bounded so that sums of squares over millions of units stay
-		// finite and exact enough.
-		if math.IsNaN(*in.Value) || math.IsInf(*in.Value, 0) || math.Abs(*in.Value) > 1e12 {
-			return ev, "value", "must be a finite number within ±1e12"
+		// finite and exact enough. null is not "absent": a conversion
+		// leaves the value out.
+		v, err := strconv.ParseFloat(string(bytes.TrimSpace(in.Value)), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e12 {
+			return ev, "value", "must be a finite number within ±1e12 (leave it out for a conversion, 1)"
 		}
-		ev.Value = *in.Value
+		ev.Value = v
 	}
 	if len(in.EventID) > 256 {
 		return ev, "event_id", "is longer than 256 bytes"
@@ -178,6 +194,9 @@ func (in *eventIn) event(now time.Time) (appliance.OutcomeEvent, string, string)
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
 				return ev, "timestamp", fmt.Sprintf("%q is not an RFC 3339 time", s)
+			}
+			if y := t.UTC().Year(); y < 1 || y > 9999 {
+				return ev, "timestamp", "is outside the years 0001 to 9999"
 			}
 			ev.Time = t.UnixMicro()
 		} else {

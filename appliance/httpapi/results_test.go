@@ -144,7 +144,11 @@ func TestExperiments_EventsResultsAndGuardrail(t *testing.T) {
 	}
 	for _, bad := range []struct{ body, field string }{
 		{`{"metric":"converted"}`, "events"},
-		{`{"unit":"u1","metric":"converted","value":"x"}`, "events[0]"},
+		{`{"unit":"u1","metric":"converted","value":"x"}`, "events"},
+		{`{"unit":"u1","metric":"converted","value":null}`, "events"},
+		{`{"unit":5,"metric":"converted"}`, "events[0].unit"},
+		{"{\"unit\":\"u\xff\",\"metric\":\"converted\"}", "events"},
+		{`{"unit":"u1","metric":"converted","timestamp":"0000-01-01T00:00:00Z"}`, "events"},
 		{`{"unit":"u1","metric":"converted","colour":1}`, "events[0].colour"},
 		{`[{"unit":"u1","metric":"converted","timestamp":"noon"}]`, "events"},
 		{`{"unit":"u1","metric":"revenue","value":1e200}`, "events"},
