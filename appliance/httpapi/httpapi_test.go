@@ -150,7 +150,7 @@ func TestAuth_TokensAndRoles(t *testing.T) {
 		{"reader reads", "GET", "/api/v1/entities", reader, nil, 200},
 		{"reader cannot ingest", "POST", "/api/v1/feature-views/user_stats/rows", reader, "[]", 403},
 		{"reader cannot define", "POST", "/api/v1/entities", reader, map[string]any{"name": "x", "join_keys": []string{"x"}}, 403},
-		{"writer ingests", "POST", "/api/v1/feature-views/user_stats/rows", writer, "[]", 200},
+		{"writer ingests", "POST", "/api/v1/feature-views/user_stats/rows", writer, `[{"user_id":"a","event_timestamp":0}]`, 200},
 		{"writer cannot list tokens", "GET", "/api/v1/tokens", writer, nil, 403},
 		{"writer cannot read audit", "GET", "/api/v1/audit", writer, nil, 403},
 		{"writer cannot delete views", "DELETE", "/api/v1/feature-views/user_stats", writer, nil, 403},
@@ -329,6 +329,9 @@ func TestIngest_BadInput(t *testing.T) {
 		{"oversized body", "application/x-ndjson", strings.Repeat(good+"\n", 100), "", 413, "too_large", "body"},
 		{"bad mode", "application/x-ndjson", good, "mode=yolo", 400, "invalid", "mode"},
 		{"unknown version", "application/x-ndjson", good, "version=7", 404, "not_found", ""},
+		{"empty NDJSON body", "application/x-ndjson", "", "", 400, "invalid", "body"},
+		{"empty JSON array", "application/json", "[]", "", 400, "invalid", "body"},
+		{"CSV header alone, of unknown columns", "text/csv", "zzz,Bad__Col\n", "", 400, "invalid", "body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

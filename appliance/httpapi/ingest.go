@@ -111,6 +111,11 @@ func (s *Server) ingestRows(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if batch.Total == 0 {
+		// The same for every format: an empty NDJSON body, "[]" or a CSV
+		// header alone (whose columns no row ever checked) is a mistake.
+		return appliance.Invalid("body", "has no rows")
+	}
 	if view.Transform != nil {
 		if err := s.deriveFeatures(ctx, view, batch); err != nil {
 			return err
