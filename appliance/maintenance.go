@@ -118,7 +118,7 @@ func decodeArgs(raw json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return Invalid("args", "%v", err)
+		return JSONError("args", err)
 	}
 	return nil
 }

@@ -132,8 +132,8 @@ func TestMaintenance_Backup(t *testing.T) {
 		{`{"target":"../escape.db"}`, "target"},
 		{`{"target":"/tmp/x.db"}`, "target"},
 		{`{"keep":0}`, "keep"},
-		{`{"keep":"3"}`, "args"},
-		{`{"tagret":"x.db"}`, "args"},
+		{`{"keep":"3"}`, "args.keep"},
+		{`{"tagret":"x.db"}`, "args.tagret"},
 	} {
 		_, err := spec.Validate(ctx, json.RawMessage(tt.args))
 		var e *appliance.Error
@@ -188,7 +188,7 @@ func TestMaintenance_RetentionValidate(t *testing.T) {
 		{"bad ref", `{"feature_views":["clicks@x"]}`, "feature_views[0]", nil},
 		{"twice", `{"feature_views":["clicks","clicks@v1"]}`, "feature_views[1]", nil},
 		{"future", `{"as_of":"2027-01-01T00:00:00Z"}`, "as_of", nil},
-		{"unknown argument", `{"views":["clicks"]}`, "args", nil},
+		{"unknown argument", `{"views":["clicks"]}`, "args.views", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := spec.Validate(ctx, json.RawMessage(tt.args))

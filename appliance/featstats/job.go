@@ -75,7 +75,7 @@ func parseArgs(raw json.RawMessage) (*JobArgs, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&a); err != nil {
-		return nil, appliance.Invalid("args", "statistics job arguments are {\"feature_views\": [\"name\" or \"name@N\", ...], \"full\": false}: %v", err)
+		return nil, appliance.JSONError("args", err)
 	}
 	return &a, nil
 }

@@ -289,8 +289,8 @@ func TestJob_Validate(t *testing.T) {
 		{"unknown version", `{"feature_views":["scores@3"]}`, "", appliance.ENOTFOUND, "feature_views"},
 		{"bad version", `{"feature_views":["scores@x"]}`, "", appliance.EINVALID, "feature_views"},
 		{"bad name", `{"feature_views":["Scores"]}`, "", appliance.EINVALID, "feature_views"},
-		{"unknown argument", `{"views":["scores"]}`, "", appliance.EINVALID, "args"},
-		{"wrong type", `{"feature_views":"scores"}`, "", appliance.EINVALID, "args"},
+		{"unknown argument", `{"views":["scores"]}`, "", appliance.EINVALID, "args.views"},
+		{"wrong type", `{"feature_views":"scores"}`, "", appliance.EINVALID, "args.feature_views"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -145,15 +145,7 @@ func eventDecodeErr(row int, err error) error {
 	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 		return appliance.Invalid(fmt.Sprintf("events[%d].%s", row, strings.Trim(name, `"`)), "unknown field")
 	}
-	var typ *json.UnmarshalTypeError
-	if errors.As(err, &typ) && typ.Field != "" {
-		return appliance.Invalid(fmt.Sprintf("events[%d].%s", row, typ.Field), "expected %s, got JSON %s", jsonKindOf(typ.Type), typ.Value)
-	}
-	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
-		return appliance.Invalid(fmt.Sprintf("events[%d]", row), "malformed JSON: %v", syn)
-	}
-	return appliance.Invalid(fmt.Sprintf("events[%d]", row), "malformed JSON")
+	return appliance.JSONError(fmt.Sprintf("events[%d]", row), err)
 }
 
 // event validates one event: unit and metric required, value finite

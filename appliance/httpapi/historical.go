@@ -339,7 +339,11 @@ func jsonErr(field string, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return appliance.Invalid("body", "truncated JSON")
 	}
-	return appliance.Invalid(field, "bad JSON: %v", err)
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		return appliance.Invalid(field, "expected %s, got JSON %s", appliance.JSONKindOf(typ.Type), typ.Value)
+	}
+	return appliance.JSONError(field, err)
 }
 
 // readJSONRows spools an array of row objects.

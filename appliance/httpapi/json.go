@@ -3,12 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 
@@ -158,32 +156,6 @@ func decodeJSON(body []byte, v any, strict bool) error {
 	return nil
 }
 
-// jsonKindOf names what JSON a Go type is read from, for error messages
-// (not "appliance.Role" or "jobs.MaterializeArgs").
-func jsonKindOf(t reflect.Type) string {
-	if t == nil {
-		return "another value"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	case reflect.Pointer:
-		return jsonKindOf(t.Elem())
-	}
-	return "another value"
-}
-
 // checkObjectKeys refuses a JSON text in which an object repeats a key,
 // exactly or in another case, naming the key's path. The text's syntax is
 // left to the decoder: this only looks at keys.
@@ -257,29 +229,7 @@ func checkObjectKeys(b []byte) error {
 }
 
 // jsonError turns encoding/json's errors into ones that name the field.
-func jsonError(err error) error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	var ae *appliance.Error
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.As(err, &syn):
-		return appliance.Invalid("body", "malformed JSON at byte %d: %v", syn.Offset, syn)
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "body"
-		}
-		return appliance.Invalid(field, "expected %s, got JSON %s", jsonKindOf(typ.Type), typ.Value)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return appliance.Invalid("body", "truncated JSON")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return appliance.Invalid(name, "unknown field")
-	}
-	return appliance.Invalid("body", "bad JSON: %v", err)
-}
+func jsonError(err error) error { return appliance.JSONError("", err) }
 
 // appendValue appends v as JSON (appliance.AppendJSONValue), timestamps as
 // unix seconds when feastTime (Feast's UnixTimestamp).

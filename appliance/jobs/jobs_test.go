@@ -211,7 +211,7 @@ func TestMaterialize_BadArguments(t *testing.T) {
 		{KindMaterialize, `{"end":"yesterday"}`, "end"},
 		{KindMaterialize, `{"start":"2026-05-02T00:00:00Z","end":"2026-05-01T00:00:00Z"}`, "end"},
 		{KindMaterializeIncremental, `{"start":"2026-05-01T00:00:00Z"}`, "start"},
-		{KindMaterialize, `{"views":["clicks"]}`, "args"},
+		{KindMaterialize, `{"views":["clicks"]}`, "args.views"},
 		{"defragment", `{}`, "job"},
 	} {
 		_, err := r.Submit(context.Background(), tc.kind, json.RawMessage(tc.args), "")

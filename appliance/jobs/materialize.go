@@ -129,7 +129,7 @@ func (m *Materializer) validate(incremental bool) func(context.Context, json.Raw
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&a); err != nil {
-			return nil, appliance.Invalid("args", "%v", err)
+			return nil, appliance.JSONError("args", err)
 		}
 		if incremental && a.Start != "" {
 			return nil, appliance.Invalid("start", "materialize-incremental starts at each view's watermark; use materialize for a time range")

@@ -61,7 +61,7 @@ func (d *Drift) validate(ctx context.Context, raw json.RawMessage) (json.RawMess
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&a); err != nil {
-		return nil, appliance.Invalid("args", "%v", err)
+		return nil, appliance.JSONError("args", err)
 	}
 	if a.Alias == "" {
 		a.Alias = appliance.ProductionAlias
