@@ -194,8 +194,16 @@ func (p *objScanner) scalar(field string, index int) (scalar, error) {
 		}
 		return scalar{text: text, num: true}, nil
 	}
-	end := min(p.i+16, len(p.b))
-	return scalar{}, appliance.Invalid(field, "value %d (%s…) is not a string or a number", index, p.b[p.i:end])
+	at := fmt.Sprintf("%s[%d]", field, index)
+	switch p.peek() {
+	case 'n':
+		return scalar{}, appliance.Invalid(at, "is null: an entity needs a string or a number")
+	case 't', 'f':
+		return scalar{}, appliance.Invalid(at, "is a boolean: an entity needs a string or a number")
+	case '[', '{':
+		return scalar{}, appliance.Invalid(at, "is an array or object: an entity needs a string or a number")
+	}
+	return scalar{}, appliance.Invalid(field, "malformed at byte %d: expected a string or a number", p.i)
 }
 
 // joinKeyValue converts a request value to a join key of the given type.
@@ -321,7 +329,10 @@ func (p *objScanner) checkStringArray() error {
 	}
 	for {
 		p.ws()
-		if p.eof() || p.peek() != '"' {
+		if p.eof() {
+			return appliance.Invalid("body", "truncated JSON")
+		}
+		if p.peek() != '"' {
 			return bad()
 		}
 		if err := p.skipString(); err != nil {
