@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -184,6 +185,11 @@ func validateWebhookURL(raw string) error {
 		return Invalid("url", "must not carry credentials: the receiver verifies the signature instead")
 	case u.Fragment != "":
 		return Invalid("url", "must not have a fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return Invalid("url", "port %q is not 1 to 65535", p)
+		}
 	}
 	return nil
 }

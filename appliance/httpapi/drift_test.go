@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +77,9 @@ func TestDrift_ShiftedInputsRaiseAnAlert(t *testing.T) {
 			body := map[string]any{"entities": map[string]any{"user_id": "u"}, "features": map[string]any{"user_stats:clicks": mean + r.NormFloat64()*10}}
 			n.admin("POST", "/api/v1/predict/"+model, body, 200)
 		}
+	}
+	if r := n.admin("POST", "/api/v1/jobs", map[string]any{"kind": "drift", "args": map[string]any{"alias": "a.b"}}, 400); !strings.Contains(string(r.body), `"field":"alias"`) {
+		t.Fatalf("drift job for an alias that cannot exist: %s", r.body)
 	}
 	j := n.admin("POST", "/api/v1/jobs", map[string]any{"kind": "drift", "args": map[string]any{"window": "1h"}}, 202).json(t)
 	deadline := time.Now().Add(10 * time.Second)

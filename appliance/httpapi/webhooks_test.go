@@ -83,6 +83,7 @@ func TestWebhooks_InvalidRequests(t *testing.T) {
 		{"no host", map[string]any{"name": "a", "url": "http:///path", "events": []string{"*"}}, "url"},
 		{"relative", map[string]any{"name": "a", "url": "/hooks", "events": []string{"*"}}, "url"},
 		{"credentials", map[string]any{"name": "a", "url": "https://u:p@hooks.example.com/", "events": []string{"*"}}, "url"},
+		{"port out of range", map[string]any{"name": "a", "url": "http://hooks.example.com:99999/x", "events": []string{"*"}}, "url"},
 		{"no url", map[string]any{"name": "a", "events": []string{"*"}}, "url"},
 		{"bad name", map[string]any{"name": "Ops", "url": "https://hooks.example.com/", "events": []string{"*"}}, "name"},
 		{"no events", map[string]any{"name": "a", "url": "https://hooks.example.com/"}, "events"},

@@ -66,6 +66,9 @@ func (d *Drift) validate(ctx context.Context, raw json.RawMessage) (json.RawMess
 	if a.Alias == "" {
 		a.Alias = appliance.ProductionAlias
 	}
+	if err := appliance.ValidateAliasName(a.Alias); err != nil && a.Alias != "latest" {
+		return nil, err // "a.b" names no alias: the job would find nothing and succeed
+	}
 	if a.Window == "" {
 		a.Window = "1h"
 	}
