@@ -190,7 +190,8 @@ func (s *Server) deriveFeatures(ctx context.Context, view *appliance.FeatureView
 				if appliance.ErrorCode(err) != appliance.EUNPROCESSABLE {
 					return err
 				}
-				failures = append(failures, ingest.RowError{Row: batch.Index[i], Field: "transform", Reason: appliance.ErrorMessage(err)})
+				failures = append(failures, ingest.RowError{Row: batch.Index[i], Field: "transform", Reason: appliance.ErrorMessage(err) +
+					fmt.Sprintf(" (the transform was given %d inputs and %d outputs, as the view declares: a module that refuses every row may expect others)", len(view.Transform.Inputs), len(view.Transform.Outputs))})
 				continue
 			}
 		}
