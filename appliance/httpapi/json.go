@@ -158,14 +158,17 @@ func decodeJSON(body []byte, v any, strict bool) error {
 
 // checkObjectKeys refuses a JSON text in which an object repeats a key,
 // exactly or in another case, naming the key's path. The text's syntax is
-// left to the decoder: this only looks at keys.
+// left to the decoder: this only looks at keys. It runs on every request
+// body (predict's too), so it keeps its state in fixed arrays.
 func checkObjectKeys(b []byte) error {
 	type frame struct {
 		object bool
-		keys   [][]byte
-		at     []byte // the latest key, in an object
+		first  int    // where this object's keys start in keys
+		at     []byte // its latest key
 	}
-	var stack []frame
+	var stackBuf [16]frame
+	var keysBuf [32][]byte
+	stack, keys := stackBuf[:0], keysBuf[:0]
 	path := func(key []byte) string {
 		var parts []string
 		for _, f := range stack[:len(stack)-1] {
@@ -202,7 +205,7 @@ func checkObjectKeys(b []byte) error {
 					key = []byte(s)
 				}
 				top := &stack[len(stack)-1]
-				for _, k := range top.keys {
+				for _, k := range keys[top.first:] {
 					if !bytes.EqualFold(k, key) {
 						continue
 					}
@@ -211,16 +214,15 @@ func checkObjectKeys(b []byte) error {
 					}
 					return appliance.Invalid(path(key), "is given twice, as %q and %q: keys are case-sensitive", k, key)
 				}
-				top.keys = append(top.keys, key)
+				keys = append(keys, key)
 				top.at = key
 			}
 			i = end
-		case '{':
-			stack = append(stack, frame{object: true})
-		case '[':
-			stack = append(stack, frame{})
+		case '{', '[':
+			stack = append(stack, frame{object: b[i] == '{', first: len(keys)})
 		case '}', ']':
 			if len(stack) > 0 {
+				keys = keys[:stack[len(stack)-1].first]
 				stack = stack[:len(stack)-1]
 			}
 		}

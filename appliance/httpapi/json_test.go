@@ -89,3 +89,13 @@ func hasNested(m map[string]any) bool {
 	}
 	return false
 }
+
+func BenchmarkCheckObjectKeys_PredictBody(b *testing.B) {
+	body := []byte(`{"entities":{"user_id":"u-1234"},"request":{"basket_size":3,"channel":"web"},"alias":"production","attributes":{"country":"AE"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := checkObjectKeys(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
