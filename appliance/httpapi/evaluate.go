@@ -97,10 +97,12 @@ func (s *Server) evaluateVersion(c *fiber.Ctx) error {
 		candidates[i] = []string{fr.View + "__" + fr.Feature, fr.Feature}
 	}
 	var rows, skipped int64
+	labelSeen := false
 	in := make([]float64, len(mv.Inputs))
 	out := make([]float64, len(mv.Outputs))
 	score := func(row func(col string) (appliance.Value, bool)) error {
 		lv, ok := row(label)
+		labelSeen = labelSeen || ok
 		lab, isNum := appliance.AsInput(lv)
 		if !ok || !isNum {
 			skipped++
@@ -157,6 +159,9 @@ func (s *Server) evaluateVersion(c *fiber.Ctx) error {
 	}
 	if err != nil {
 		return err
+	}
+	if rows == 0 && !labelSeen && skipped > 0 {
+		return appliance.Invalid("label", "no row has a column %q", label)
 	}
 	if rows == 0 {
 		return appliance.Invalid("body", "no row could be scored (%d skipped: a missing or non-numeric label or input without a default)", skipped)

@@ -431,4 +431,8 @@ func TestEvaluate_ScoresALabelledSet(t *testing.T) {
 	if r := n.do("POST", "/api/v1/models/churn/versions/1/evaluate", adminSecret, "text/csv", csvBody); r.status != 400 {
 		t.Fatalf("no label: %d", r.status)
 	}
+	r = n.do("POST", "/api/v1/models/churn/versions/1/evaluate?label=nope", adminSecret, "text/csv", csvBody)
+	if _, field := r.errorOf(t); r.status != 400 || field != "label" {
+		t.Fatalf("a label column no row has: %d %s", r.status, r.body)
+	}
 }
