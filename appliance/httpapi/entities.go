@@ -27,6 +27,10 @@ type entityColumn struct {
 // hand-written scanner: this object is on the hot path of every online
 // read, and its grammar (an object of arrays of strings and numbers) is
 // tiny. field names the object in errors ("entities", "request_context").
+// maxEntityColumns bounds the join keys and request inputs of one read; it
+// also keeps the duplicate check (each name against those before it) cheap.
+const maxEntityColumns = 256
+
 func parseEntities(field string, raw []byte) ([]entityColumn, error) {
 	p := &objScanner{b: raw, field: field}
 	p.ws()
@@ -46,6 +50,9 @@ func parseEntities(field string, raw []byte) ([]entityColumn, error) {
 		name, err := p.str()
 		if err != nil {
 			return nil, err
+		}
+		if len(cols) == maxEntityColumns {
+			return nil, appliance.Invalid(field, "has more than %d columns", maxEntityColumns)
 		}
 		for _, c := range cols {
 			if c.name == name {

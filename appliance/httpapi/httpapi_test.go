@@ -441,6 +441,10 @@ func TestGetOnlineFeatures_BadRequests(t *testing.T) {
 		{"number for a string key", `{"features":["user_stats:clicks"],"entities":{"user_id":[42]}}`, 400, "entities.user_id[0]"},
 		{"fraction for an int key", `{"features":["item_stats:clicks"],"entities":{"item_id":[1.5]}}`, 400, "entities.item_id[0]"},
 		{"malformed JSON", `{"features":`, 400, "body"},
+		{"truncated features", `{"features":[`, 400, "body"},
+		{"null entity", `{"features":["user_stats:clicks"],"entities":{"user_id":[null]}}`, 400, "entities.user_id[0]"},
+		{"too many rows", `{"features":["user_stats:clicks"],"entities":{"user_id":["a"` + strings.Repeat(`,"a"`, 10_000) + `]}}`, 400, "entities"},
+		{"too many columns", `{"features":["user_stats:clicks"],"entities":{` + manyColumns(300) + `}}`, 400, "entities"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -460,6 +464,15 @@ func TestGetOnlineFeatures_BadRequests(t *testing.T) {
 		!strings.HasPrefix(string(r.body), `{"metadata":{"feature_names":["user_id","item_id","user_stats__clicks","item_stats__clicks"]}`) {
 		t.Fatalf("two entities: %s", r.body)
 	}
+}
+
+// manyColumns is n entity columns c0..c(n-1) of one value each.
+func manyColumns(n int) string {
+	cols := make([]string, n)
+	for i := range cols {
+		cols[i] = fmt.Sprintf(`"c%d":["x"]`, i)
+	}
+	return strings.Join(cols, ",")
 }
 
 // TestGetOnlineFeatures_FeastGolden loads the values of a response captured

@@ -165,6 +165,10 @@ func checkObjectKeys(b []byte) error {
 		object bool
 		first  int    // where this object's keys start in keys
 		at     []byte // its latest key
+		// folded holds the object's keys, case-folded, once it has more
+		// than a few: comparing each key with all before it would be
+		// quadratic in a body of a million keys.
+		folded map[string][]byte
 	}
 	var stackBuf [16]frame
 	var keysBuf [32][]byte
@@ -205,17 +209,33 @@ func checkObjectKeys(b []byte) error {
 					key = []byte(s)
 				}
 				top := &stack[len(stack)-1]
-				for _, k := range keys[top.first:] {
-					if !bytes.EqualFold(k, key) {
-						continue
+				var dup []byte
+				if top.folded != nil {
+					dup = top.folded[string(bytes.ToLower(key))]
+				} else {
+					for _, k := range keys[top.first:] {
+						if bytes.EqualFold(k, key) {
+							dup = k
+							break
+						}
 					}
-					if bytes.Equal(k, key) {
+				}
+				if dup != nil {
+					if bytes.Equal(dup, key) {
 						return appliance.Invalid(path(key), "is given twice")
 					}
-					return appliance.Invalid(path(key), "is given twice, as %q and %q: keys are case-sensitive", k, key)
+					return appliance.Invalid(path(key), "is given twice, as %q and %q: keys are case-sensitive", dup, key)
 				}
 				keys = append(keys, key)
 				top.at = key
+				if top.folded != nil {
+					top.folded[string(bytes.ToLower(key))] = key
+				} else if len(keys)-top.first > 16 {
+					top.folded = make(map[string][]byte, 64)
+					for _, k := range keys[top.first:] {
+						top.folded[string(bytes.ToLower(k))] = k
+					}
+				}
 			}
 			i = end
 		case '{', '[':

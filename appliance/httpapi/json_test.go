@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -24,7 +25,10 @@ func TestCheckObjectKeys(t *testing.T) {
 		{`{"s":"{\"k\":1,\"k\":2}"}`, ""},                   // keys inside a string are text
 		{`{"tags":{"x":"1"},"features":{"x":2},"x":3}`, ""}, // one key per object
 		{`{"a":{"b":{"c":1,"c":2}}}`, "a.b.c"},
-		{`{"a":"unterminated`, ""}, // left to the decoder
+		{`{"a":"unterminated`, ""},        // left to the decoder
+		{manyKeys(20) + `,"K3":1}`, "K3"}, // past the map threshold
+		{manyKeys(20) + `,"k19":1}`, "k19"},
+		{manyKeys(40) + "}", ""},
 	}
 	for _, tt := range tests {
 		err := checkObjectKeys([]byte(tt.body))
@@ -35,6 +39,19 @@ func TestCheckObjectKeys(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming %q", tt.body, err, tt.field)
 		}
 	}
+}
+
+// manyKeys is an unterminated object of n distinct keys k0..k(n-1).
+func manyKeys(n int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"k%d":%d`, i, i)
+	}
+	return b.String()
 }
 
 func TestDecodeJSON_TypeErrorsNameJSONKinds(t *testing.T) {
@@ -95,6 +112,26 @@ func BenchmarkCheckObjectKeys_PredictBody(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := checkObjectKeys(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// An object of many keys is checked in linear time (the first version
+// compared each key with all before it: 40,000 keys took 2.5 s).
+func BenchmarkCheckObjectKeys_ManyKeys(b *testing.B) {
+	var body bytes.Buffer
+	body.WriteString("{")
+	for i := range 100_000 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `"k%d":1`, i)
+	}
+	body.WriteString("}")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := checkObjectKeys(body.Bytes()); err != nil {
 			b.Fatal(err)
 		}
 	}

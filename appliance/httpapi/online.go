@@ -59,8 +59,20 @@ type planView struct {
 }
 
 // maxCachedPlans bounds the plan cache: clients send a handful of distinct
-// feature lists, not an unbounded stream of them.
-const maxCachedPlans = 4096
+// feature lists, not an unbounded stream of them. A list longer than
+// maxCachedPlanKey bytes (as sent, spaces and all) is planned every time
+// rather than kept: the cache holds at most 4096 × 8 KiB.
+const (
+	maxCachedPlans   = 4096
+	maxCachedPlanKey = 8 << 10
+)
+
+// Bounds of one online read, so that one request cannot hold gigabytes:
+// rows (entities), and rows × features (values answered).
+const (
+	maxOnlineRows   = 10_000
+	maxOnlineValues = 1_000_000
+)
 
 func (s *Server) resolveFeatures(c *fiber.Ctx, key []byte, refs func() ([]string, error), field string, full bool) ([]*viewRead, error) {
 	cache := &s.plans
@@ -93,7 +105,7 @@ func (s *Server) resolveFeatures(c *fiber.Ctx, key []byte, refs func() ([]string
 		if cache.m == nil {
 			cache.m = map[string]*readPlan{}
 		}
-		if _, have := cache.m[string(key)]; have || len(cache.m) < maxCachedPlans {
+		if _, have := cache.m[string(key)]; have || (len(cache.m) < maxCachedPlans && len(key) <= maxCachedPlanKey) {
 			cache.m[string(key)] = plan
 		}
 		cache.mu.Unlock()
@@ -194,6 +206,14 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 		return err
 	}
 	nrows := len(cols[0].values)
+	nfeatures := 0
+	for _, vr := range reads {
+		nfeatures += len(vr.features)
+	}
+	if nrows > maxOnlineRows || nrows*nfeatures > maxOnlineValues {
+		return appliance.Invalid("entities", "%d rows × %d features: one read answers at most %d rows and %d values; split the request",
+			nrows, nfeatures, maxOnlineRows, maxOnlineValues)
+	}
 	used := map[string]bool{}
 	for _, vr := range reads {
 		keys := make([][]byte, nrows)
