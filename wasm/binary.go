@@ -197,6 +197,12 @@ func appendU32(b []byte, v uint32) []byte {
 	return append(b, byte(v))
 }
 
+// table is a defined table: its element type and size limits.
+type table struct {
+	elem byte // 0x70 funcref, 0x6f externref
+	limits
+}
+
 type limits struct {
 	min, max uint32
 	hasMax   bool
@@ -276,6 +282,7 @@ type binaryModule struct {
 	importedMems   uint32
 	funcs          []uint32 // type index of each defined function
 	memories       []limits // defined memories
+	tables         []table  // defined tables
 	globals        uint32   // defined globals
 	exports        []wasmExport
 	start          uint32
@@ -371,8 +378,33 @@ func (m *binaryModule) decodeSection(id byte, content []byte) error {
 		m.globals, err = r.vectorLen()
 		return err
 	case secTable:
-		_, err = r.vectorLen()
-		return err
+		var n uint32
+		if n, err = r.u32(); err != nil {
+			return err
+		}
+		if n > maxTables {
+			return fmt.Errorf("module defines %d tables, at most %d", n, maxTables)
+		}
+		for i := uint32(0); i < n; i++ {
+			elem, err := r.byte()
+			if err != nil {
+				return err
+			}
+			if elem != 0x70 && elem != 0x6f {
+				// 0x40 is a table with an initializer (wasm 3.0); typed
+				// references come with GC: neither is compiled by the
+				// toolchains mlnode supports.
+				return fmt.Errorf("table %d: element type 0x%02x is not supported (funcref or externref)", i, elem)
+			}
+			l, err := r.limits()
+			if err != nil {
+				return err
+			}
+			if l.shared {
+				return fmt.Errorf("table %d: shared tables are not supported", i)
+			}
+			m.tables = append(m.tables, table{elem: elem, limits: l})
+		}
 	case secElement:
 		err = checkElements(r)
 	case secCode:

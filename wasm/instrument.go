@@ -156,6 +156,8 @@ func rewriteModule(m *binaryModule, opts rewriteOptions) ([]byte, rewriteStats, 
 			content = appendVector(content, addN[s.id], add[s.id])
 		case secMemory:
 			content, err = rewriteMemory(m, opts.memoryMax)
+		case secTable:
+			content, err = rewriteTables(m)
 		case secGlobal:
 			content, err = w.rewriteGlobals(content, addN[s.id], add[s.id])
 		case secExport:
@@ -250,6 +252,34 @@ func rewriteMemory(m *binaryModule, max uint32) ([]byte, error) {
 	return appendU32(out, max), nil
 }
 
+// Table limits. The memory limit bounds linear memory only: without these,
+// a module could table.grow to wazero's limit of 2^27 entries (8 bytes
+// each) per table, far past its memory limit, and exhaust the process.
+// Toolchains emit one funcref table sized to the module's functions.
+const (
+	maxTables        = 4
+	maxTableElements = 1 << 20 // 8 MiB of references per table and instance
+)
+
+// rewriteTables returns a table section in which every table has a
+// maximum of at most maxTableElements, so that table.grow fails beyond it.
+func rewriteTables(m *binaryModule) ([]byte, error) {
+	out := appendU32(nil, uint32(len(m.tables)))
+	for i, t := range m.tables {
+		max := uint32(maxTableElements)
+		if t.hasMax && t.max < max {
+			max = t.max
+		}
+		if t.min > max {
+			return nil, fmt.Errorf("table %d: %d elements, above the limit of %d", i, t.min, max)
+		}
+		out = append(out, t.elem, 0x01)
+		out = appendU32(out, t.min)
+		out = appendU32(out, max)
+	}
+	return out, nil
+}
+
 // rewriteGlobals renumbers ref.func in initializers and appends entries.
 func (w *rewriter) rewriteGlobals(content []byte, n uint32, entries []byte) ([]byte, error) {
 	r := &reader{b: content}
@@ -330,11 +360,27 @@ func (w *rewriter) typeIndex(r *reader) error {
 
 // blockType reads a block type: a value type, empty, or a type index.
 func (w *rewriter) blockType(r *reader) error {
+	at := r.off
 	v, err := r.s33()
-	if err == nil && v >= 0 && v >= int64(w.nTypes) {
-		err = fmt.Errorf("type index %d out of range", v)
+	switch {
+	case err != nil:
+		return err
+	case v >= 0:
+		if v >= int64(w.nTypes) {
+			return fmt.Errorf("type index %d out of range", v)
+		}
+		return nil
 	}
-	return err
+	// A negative one-byte value: empty (0x40) or a value type. Other bytes
+	// begin the GC proposal's reference types (0x63 ref null, 0x64 ref),
+	// which continue past this byte: read as one byte, the rewrite would
+	// cut them in two.
+	switch c := r.b[at]; c {
+	case 0x40, valI32, valI64, valF32, valF64, valV128, valFuncref, valExternref:
+		return nil
+	default:
+		return fmt.Errorf("unsupported block type 0x%02x", c)
+	}
 }
 
 // rewriteExports renumbers exported functions and appends entries.

@@ -292,7 +292,7 @@ func TestDecode_RefusesHugeCounts(t *testing.T) {
 		bin  []byte
 		want string
 	}{
-		{"tables", mod(append([]byte{secTable}, append(huge, 0x70, 0, 1)...)), "vector of 4294967295 entries"},
+		{"tables", mod(append([]byte{secTable}, append(huge, 0x70, 0, 1)...)), "module defines 4294967295 tables"},
 		{"globals", mod(append([]byte{secGlobal}, huge...)), "vector of"},
 		{"elements", mod(append([]byte{secElement}, huge...)), "vector of"},
 		{"data", mod(append([]byte{secData}, huge...)), "vector of"},
@@ -410,4 +410,54 @@ func FuzzRewrite(f *testing.F) {
 			t.Fatalf("the rewrite made an invalid module valid: %v", origErr)
 		}
 	})
+}
+
+// A table cannot grow past maxTableElements: the memory limit bounds only
+// linear memory, and a module that grew its table by 16M references
+// allocated 128 MiB against a 32 MiB limit.
+func TestInstrument_TablesAreBounded(t *testing.T) {
+	ctx := context.Background()
+	mod := func(sections ...[]byte) []byte {
+		b := append([]byte(nil), wasmMagic...)
+		for _, s := range sections {
+			b = appendSection(b, s[0], s[1:])
+		}
+		return b
+	}
+	// grow() = table.grow(ref.null func, 16M) on table 0, which starts at 1.
+	body := []byte{0x00, 0xd0, 0x70, 0x41, 0x80, 0x80, 0x80, 0x08, 0xfc, 0x0f, 0x00, 0x0b}
+	bin := mod([]byte{secType, 1, 0x60, 0, 1, valI32},
+		[]byte{secFunction, 1, 0},
+		[]byte{secTable, 1, 0x70, 0x00, 1},
+		[]byte{secMemory, 1, 0x00, 1},
+		[]byte{secExport, 1, 4, 'g', 'r', 'o', 'w', 0x00, 0},
+		append([]byte{secCode, 1, byte(len(body))}, body...))
+	bm, err := decodeModule(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := rewriteModule(bm, rewriteOptions{memoryMax: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, cm, err := compileRaw(t, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithName(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.ExportedFunction("grow").Call(ctx)
+	if err != nil || uint32(res[0]) != 0xffffffff {
+		t.Fatalf("table.grow by 16M: %v %v, want -1 (refused)", res, err)
+	}
+	// A table declared above the bound is refused outright.
+	big, err := decodeModule(mod([]byte{secTable, 1, 0x70, 0x00, 0x80, 0x80, 0x80, 0x01}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rewriteModule(big, rewriteOptions{memoryMax: 2}); err == nil || !strings.Contains(err.Error(), "above the limit") {
+		t.Fatalf("a table of 2M elements: %v", err)
+	}
 }
