@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -343,6 +344,20 @@ type predictionMetrics struct {
 	latency    *metrics.PrometheusHistogram
 }
 
+// canonicalAlias spells a version reference one way, so that "v01", "v+1"
+// and "V1" (all version 1 to the registry) make one series, not one each.
+func canonicalAlias(alias string) string {
+	if len(alias) > 1 && (alias[0] == 'v' || alias[0] == 'V') {
+		if n, err := strconv.Atoi(alias[1:]); err == nil {
+			return "v" + strconv.Itoa(n)
+		}
+	}
+	if strings.EqualFold(alias, "latest") {
+		return "latest"
+	}
+	return alias
+}
+
 type predictionKey struct {
 	model, alias string
 	version      int
@@ -356,6 +371,7 @@ func (s *Server) countPrediction(model string, res *appliance.Prediction, alias 
 	if res != nil {
 		k.version, k.alias = res.Version, res.Alias
 	}
+	k.alias = canonicalAlias(k.alias)
 	if err != nil && appliance.ErrorCode(err) == appliance.ENOTFOUND {
 		return // unknown models and aliases must not mint series
 	}

@@ -111,9 +111,17 @@ func TestPredict_AliasesInputsAndDefaults(t *testing.T) {
 	if len(*logs) != 4 || (*logs)[0].Inputs[0] != 3 || (*logs)[0].Model != "churn" || (*logs)[0].EntityKey["user_id"] != "a" {
 		t.Fatalf("prediction logs: %+v", *logs)
 	}
+	// Spellings of one version reference make one series.
+	for _, alias := range []string{"v1", "v01", "v+1", "v001"} {
+		n.admin("POST", "/api/v1/predict/churn", map[string]any{"entities": map[string]any{"user_id": "a"}, "alias": alias,
+			"features": map[string]any{"user_stats:clicks": 1, "user_stats:score": 1}}, 200)
+	}
 	metrics := n.do("GET", "/metrics", adminSecret, "", nil)
 	if !strings.Contains(string(metrics.body), `mlnode_predictions_total{model="churn",version="1",alias="production"}`) {
 		t.Fatalf("prediction metrics missing:\n%s", metrics.body)
+	}
+	if got := strings.Count(string(metrics.body), `mlnode_predictions_total{model="churn",version="1",alias="v`); got != 1 {
+		t.Fatalf("%d series for version 1 by reference, want 1:\n%s", got, metrics.body)
 	}
 }
 
