@@ -261,6 +261,9 @@ func queryRequest(c *fiber.Ctx) (*historicalRequest, error) {
 	return req, nil
 }
 
+// maxHistoricalFeatures bounds the feature references of one training set.
+const maxHistoricalFeatures = 10_000
+
 // readJSONEntityRows reads {"features", "feature_service",
 // "full_feature_names", "entity_rows": [{...}], "start", "end"} token by
 // token, so that entity rows go to the spool without the body ever being
@@ -280,7 +283,29 @@ func readJSONEntityRows(ctx context.Context, body io.Reader, spool *pit.Spool) (
 		key, _ := tok.(string)
 		switch key {
 		case "features":
-			if err := dec.Decode(&req.features); err != nil {
+			// Token by token, bounded: the body may be as large as the
+			// entity upload limit, and 16M tiny strings decoded at once
+			// held 1.4 GiB.
+			if err := expectDelim(dec, '[', "features", "a list of \"view:feature\" strings"); err != nil {
+				return nil, err
+			}
+			for dec.More() {
+				tok, err := dec.Token()
+				if err != nil {
+					return nil, jsonErr("features", err)
+				}
+				ref, ok := tok.(string)
+				switch {
+				case !ok:
+					return nil, appliance.Invalid(fmt.Sprintf("features[%d]", len(req.features)), "must be a \"view:feature\" string")
+				case len(ref) > 1024:
+					return nil, appliance.Invalid(fmt.Sprintf("features[%d]", len(req.features)), "is longer than 1024 bytes")
+				case len(req.features) == maxHistoricalFeatures:
+					return nil, appliance.Invalid("features", "has more than %d references", maxHistoricalFeatures)
+				}
+				req.features = append(req.features, ref)
+			}
+			if _, err := dec.Token(); err != nil {
 				return nil, jsonErr("features", err)
 			}
 		case "feature_service":

@@ -200,6 +200,8 @@ func TestHistorical_BadInput(t *testing.T) {
 	}{
 		{"missing join key", "application/json", "", `{"features":["user_stats:clicks"],"entity_rows":[{"user_id":"u1","event_timestamp":"2026-05-01T10:00:00Z"},{"event_timestamp":"2026-05-01T10:00:00Z"}]}`, 400, "invalid", "entity_rows[1].user_id"},
 		{"missing timestamp", "application/json", "", `{"features":["user_stats:clicks"],"entity_rows":[{"user_id":"u1"}]}`, 400, "invalid", "entity_rows[0].event_timestamp"},
+		{"feature not a string", "application/json", "", `{"features":["user_stats:clicks",7],"entity_rows":[]}`, 400, "invalid", "features[1]"},
+		{"too many features", "application/json", "", `{"features":["x"` + strings.Repeat(`,"x"`, 10_000) + `],"entity_rows":[]}`, 400, "invalid", "features"},
 		{"bad timestamp", "text/csv", "?features=user_stats:clicks", "user_id,event_timestamp\nu1,noon\n", 400, "invalid", "entity_rows[0].event_timestamp"},
 		{"unknown view", "application/json", "", `{"features":["nope:clicks"],"entity_rows":[]}`, 404, "not_found", "features[0]"},
 		{"unknown version", "application/json", "", `{"features":["user_stats@v7:clicks"],"entity_rows":[]}`, 404, "not_found", "features[0]"},
