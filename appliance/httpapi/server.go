@@ -100,6 +100,7 @@ type Server struct {
 
 	tokenCache sync.Map // secret → *cachedToken
 	tokenCount atomic.Int64
+	tokenGen   atomic.Uint64 // bumped by forgetTokens
 
 	plans, plansFull planCache // by feature list, without and with full_feature_names
 	predM            sync.Map  // predictionKey → *predictionMetrics
@@ -283,13 +284,21 @@ func (s *Server) authenticate(c *fiber.Ctx, secret string) (*appliance.Token, er
 			return e.tok, nil
 		}
 	}
+	gen := s.tokenGen.Load()
 	tok, err := s.svc.Tokens.Authenticate(c.UserContext(), secret)
 	if err != nil {
 		return nil, err
 	}
-	if s.tokenCount.Load() < 1024 {
-		if _, loaded := s.tokenCache.Swap(copyString(secret), &cachedToken{tok: tok, at: now}); !loaded {
+	// Not cached if a revocation emptied the cache since the lookup began:
+	// the token may be the one revoked. Checked again after the insert, for
+	// a revocation that ran in between.
+	if s.tokenCount.Load() < 1024 && s.tokenGen.Load() == gen {
+		key := copyString(secret)
+		if _, loaded := s.tokenCache.Swap(key, &cachedToken{tok: tok, at: now}); !loaded {
 			s.tokenCount.Add(1)
+		}
+		if s.tokenGen.Load() != gen {
+			s.tokenCache.Delete(key)
 		}
 	}
 	return tok, nil
@@ -297,6 +306,7 @@ func (s *Server) authenticate(c *fiber.Ctx, secret string) (*appliance.Token, er
 
 // forgetTokens empties the cache: a revoked token fails on the next request.
 func (s *Server) forgetTokens() {
+	s.tokenGen.Add(1)
 	s.tokenCache.Range(func(k, _ any) bool {
 		s.tokenCache.Delete(k)
 		return true
