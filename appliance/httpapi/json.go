@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -148,7 +149,7 @@ func decodeJSON(body []byte, v any, strict bool) error {
 	}
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonErrorIn(body, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return appliance.Invalid("body", "unexpected data after the JSON value")
@@ -248,6 +249,104 @@ func checkObjectKeys(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// jsonErrorIn is jsonError with the field's full path found in body:
+// encoding/json names a mistyped field without array indexes
+// ("arms.weight") and an unknown one without its place at all.
+func jsonErrorIn(body []byte, err error) error {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Offset > 0 {
+		if at := jsonPath(body, typ.Offset, ""); at != "" {
+			return appliance.Invalid(at, "expected %s, got JSON %s", appliance.JSONKindOf(typ.Type), typ.Value)
+		}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if at := jsonPath(body, int64(len(body)), strings.Trim(name, `"`)); at != "" {
+			return appliance.Invalid(at, "unknown field")
+		}
+	}
+	return jsonError(err)
+}
+
+// jsonPath returns the path (a.b[2].c) of the value being read at byte
+// offset of body, or, given a key, of the first object key spelled so.
+func jsonPath(b []byte, offset int64, key string) string {
+	type frame struct {
+		object bool
+		key    []byte
+		index  int
+		at     int // where it opens
+	}
+	var stack []frame
+	path := func(last string) string {
+		var sb strings.Builder
+		for _, f := range stack {
+			if f.object {
+				if f.key != nil {
+					if sb.Len() > 0 {
+						sb.WriteByte('.')
+					}
+					sb.Write(f.key)
+				}
+			} else {
+				fmt.Fprintf(&sb, "[%d]", f.index)
+			}
+		}
+		if last != "" {
+			if sb.Len() > 0 {
+				sb.WriteByte('.')
+			}
+			sb.WriteString(last)
+		}
+		return sb.String()
+	}
+	for i := 0; i < len(b) && int64(i) < offset; i++ {
+		switch b[i] {
+		case '"':
+			end := i + 1
+			for ; end < len(b) && b[end] != '"'; end++ {
+				if b[end] == '\\' {
+					end++
+				}
+			}
+			if end >= len(b) {
+				return ""
+			}
+			j := end + 1
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+				j++
+			}
+			if j < len(b) && b[j] == ':' && len(stack) > 0 && stack[len(stack)-1].object {
+				k := b[i+1 : end]
+				stack[len(stack)-1].key = nil // the previous key's value has ended
+				if key != "" && string(k) == key {
+					return path(key)
+				}
+				stack[len(stack)-1].key = k
+			}
+			i = end
+		case '{', '[':
+			stack = append(stack, frame{object: b[i] == '{', at: i})
+		case '}', ']':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		case ',':
+			if len(stack) > 0 && !stack[len(stack)-1].object {
+				stack[len(stack)-1].index++
+			}
+		}
+	}
+	if key != "" {
+		return ""
+	}
+	// A mistyped object or array is reported just inside its opening: it
+	// is the value at fault, not its first element.
+	if n := len(stack); n > 0 && int64(stack[n-1].at) == offset-1 {
+		stack = stack[:n-1]
+	}
+	return path("")
 }
 
 // jsonError turns encoding/json's errors into ones that name the field.

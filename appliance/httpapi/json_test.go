@@ -77,6 +77,8 @@ func FuzzCheckObjectKeys(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = jsonPath(b, int64(len(b)/2), "") // error paths read any body too
+		_ = jsonPath(b, int64(len(b)), "k")
 		err := checkObjectKeys(b)
 		var m map[string]any
 		if err != nil && json.Unmarshal(b, &m) == nil {
@@ -133,6 +135,34 @@ func BenchmarkCheckObjectKeys_ManyKeys(b *testing.B) {
 	for b.Loop() {
 		if err := checkObjectKeys(body.Bytes()); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Errors name the whole path, array indexes included.
+func TestDecodeJSON_NamesNestedFields(t *testing.T) {
+	type arm struct {
+		Name   string  `json:"name"`
+		Weight float64 `json:"weight"`
+	}
+	var v struct {
+		Name string `json:"name"`
+		Arms []arm  `json:"arms"`
+		Meta struct {
+			Owner string `json:"owner"`
+		} `json:"meta"`
+	}
+	for body, want := range map[string]string{
+		`{"arms":[{"name":"a","weight":1},{"name":"b","weight":"x"}]}`: "arms[1].weight",
+		`{"arms":[{"name":"a","colour":1}]}`:                           "arms[0].colour",
+		`{"meta":{"owner":5}}`:                                         "meta.owner",
+		`{"meta":{"team":"x"}}`:                                        "meta.team",
+		`{"name":"n","extra":true}`:                                    "extra",
+		`{"name":["x"]}`:                                               "name",
+	} {
+		err := decodeJSON([]byte(body), &v, true)
+		if e, ok := err.(*appliance.Error); !ok || e.Field != want {
+			t.Errorf("%s: %v, want the field %q", body, err, want)
 		}
 	}
 }
