@@ -311,7 +311,12 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 	out = append(out, "]}"...)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	*bp = out
-	return c.Send(out) // copies into fasthttp's response buffer
+	// SetBody copies: out goes back to the pool when this returns, and
+	// fasthttp writes the body later. (fiber's c.Send does not copy: with
+	// it, a concurrent request could overwrite this answer mid-write, and
+	// a client received another client's values.)
+	c.Response().SetBody(out)
+	return nil
 }
 
 // Per-request scratch, reused across requests: the response buffer and the
