@@ -39,6 +39,11 @@
 //	              schedule keeps its newest 1000 runs, and its runs and state go with it
 //	jobs          u64(job number) → Job (JSON), with its checkpoint (jobs.go; created
 //	              by the first job); the newest 10,000 are kept
+//	erasures      "view@N" → bucket { u64(n) → entity name, 0, encoded key, u64(the
+//	              version's last ingest sequence then) }: tombstones of erased
+//	              entities, so that a materialization that scanned before an erasure
+//	              does not write the erased rows back online (features.go; created by
+//	              the first erasure, deleted with its view)
 //	watermarks    "view@N" → u64: the ingest sequence through which the version was
 //	              materialized incrementally, written with the last chunk (jobs.go)
 //	webhooks      { defs → name → Webhook (JSON, signing secret included),

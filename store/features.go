@@ -334,6 +334,9 @@ func (s *Store) EraseEntityKey(ctx context.Context, entity *appliance.Entity, ke
 			if offline+len(onKeys) > 0 {
 				stats := tx.Bucket(bucketViewStats)
 				c := readCounts(stats, viewKey)
+				if err := putErasure(tx, viewKey, entity.Name, key, c.lastSeq); err != nil {
+					return err
+				}
 				c.offline -= min(c.offline, uint64(offline))
 				c.online -= min(c.online, uint64(len(onKeys)))
 				if err := stats.Put(viewKey, c.bytes()); err != nil {
@@ -361,6 +364,14 @@ func entityMatcher(v *appliance.FeatureView, entity *appliance.Entity, key []app
 	for _, k := range key {
 		want = appliance.AppendEntityKeyPart(want, k)
 	}
+	return entityKeyMatcher(v, entity.Name, want)
+}
+
+// entityKeyMatcher matches the keys of a view's rows whose entity has the
+// encoded key want; the prefix is what every such key starts with ("" when
+// the entity is not the view's first).
+func entityKeyMatcher(v *appliance.FeatureView, entityName string, want []byte) (func([]byte) bool, []byte) {
+	entity := &appliance.Entity{Name: entityName}
 	if v.JoinKeys[0].Entity == entity.Name {
 		return func(k []byte) bool { return bytes.HasPrefix(k, want) }, want
 	}
@@ -568,4 +579,72 @@ func appendViewKey(dst []byte, v *appliance.FeatureView) []byte {
 	dst = append(dst, v.Name...)
 	dst = append(dst, '@')
 	return strconv.AppendInt(dst, int64(v.Version), 10)
+}
+
+// erasures/<view key>/u64(n) → entity name, 0, encoded key, u64(last ingest
+// sequence of the view at the erasure): a tombstone. A materialization
+// that scanned the offline log before an erasure would otherwise write the
+// erased rows back online; WriteOnline drops rows a tombstone covers, that
+// is rows of that entity ingested before the erasure. Later rows (new data
+// for the same key) pass. Created by the first erasure; erasures are rare,
+// and a view's go with it.
+var bucketErasures = []byte("erasures")
+
+type erasure struct {
+	match   func([]byte) bool
+	lastSeq uint64
+}
+
+func putErasure(tx *bolt.Tx, viewKey []byte, entity string, key []appliance.Value, lastSeq uint64) error {
+	root, err := tx.CreateBucketIfNotExists(bucketErasures)
+	if err != nil {
+		return err
+	}
+	b, err := root.CreateBucketIfNotExists(viewKey)
+	if err != nil {
+		return err
+	}
+	n, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	v := append([]byte(entity), 0)
+	for _, k := range key {
+		v = appliance.AppendEntityKeyPart(v, k)
+	}
+	return b.Put(u64(n), binary.BigEndian.AppendUint64(v, lastSeq))
+}
+
+// erasuresOf returns a view version's tombstones, nil when it has none.
+func erasuresOf(tx *bolt.Tx, view *appliance.FeatureView) ([]erasure, error) {
+	root := tx.Bucket(bucketErasures)
+	if root == nil {
+		return nil, nil
+	}
+	b := root.Bucket([]byte(view.Key()))
+	if b == nil {
+		return nil, nil
+	}
+	var out []erasure
+	err := b.ForEach(func(_, v []byte) error {
+		name, rest, ok := bytes.Cut(v, []byte{0})
+		if !ok || len(rest) < 8 {
+			return fmt.Errorf("erasure of %s: corrupt record", view.Key())
+		}
+		want := slices.Clone(rest[:len(rest)-8])
+		match, _ := entityKeyMatcher(view, string(name), want)
+		out = append(out, erasure{match: match, lastSeq: binary.BigEndian.Uint64(rest[len(rest)-8:])})
+		return nil
+	})
+	return out, err
+}
+
+// erased reports whether a tombstone covers a row.
+func erased(tombs []erasure, key []byte, seq uint64) bool {
+	for _, t := range tombs {
+		if seq <= t.lastSeq && t.match(key) {
+			return true
+		}
+	}
+	return false
 }

@@ -262,9 +262,16 @@ func (s *Store) WriteOnline(ctx context.Context, w *appliance.OnlineWrite) (int,
 		}
 		stats := tx.Bucket(bucketViewStats)
 		counts := readCounts(stats, viewKey)
+		tombs, err := erasuresOf(tx, view)
+		if err != nil {
+			return err
+		}
 		var buf []byte
 		for i := range w.Rows {
 			row := &w.Rows[i]
+			if tombs != nil && erased(tombs, row.Key, row.Seq) {
+				continue // scanned before an erasure: never written back
+			}
 			if old := online.Get(row.Key); old != nil {
 				plain, err := s.codec.Open(buf[:0], old)
 				if err != nil || len(plain) < 16 {

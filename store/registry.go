@@ -407,6 +407,11 @@ func (s *Store) DeleteFeatureView(ctx context.Context, name string, force bool) 
 			// Derived state keyed by the version: a view re-created under
 			// the same name starts again at version 1 and must not inherit
 			// a watermark or statistics.
+			if b := tx.Bucket(bucketErasures); b != nil {
+				if err := b.DeleteBucket([]byte(v.Key())); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+					return err
+				}
+			}
 			for _, derived := range [][]byte{bucketWatermarks, bucketFeatureStats} {
 				if b := tx.Bucket(derived); b != nil {
 					if err := b.Delete([]byte(v.Key())); err != nil {
