@@ -473,3 +473,44 @@ func TestRunner_SubmitAfterCloseStoresNothing(t *testing.T) {
 		t.Fatalf("jobs stored: %v %v", list, err)
 	}
 }
+
+// A view deleted while a materialization waits is skipped and reported;
+// the other views are still materialized (a soak saw whole jobs fail).
+func TestMaterialize_SkipsAViewDeletedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.write(randomEvents(rand.New(rand.NewPCG(1, 2)), 20, 5, t0, time.Hour, 0))
+	if _, _, err := f.store.ApplyFeatureView(ctx, &appliance.FeatureView{Name: "gone", Entities: []string{"user"},
+		Features: []appliance.Feature{{Name: "n", Dtype: "int64"}}}); err != nil {
+		t.Fatal(err)
+	}
+	m := &Materializer{Registry: f.store, Features: f.store, Offline: f.store, Now: func() time.Time { return t0.Add(48 * time.Hour) }}
+	args, err := m.validate(false)(ctx, json.RawMessage(`{"feature_views":["clicks","gone"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A job holding the same locks keeps the materialization queued.
+	started, release := make(chan struct{}), make(chan struct{})
+	hold := appliance.JobSpec{Kind: "hold", Locks: func(json.RawMessage) []string { return viewLocks(args) },
+		Run: func(context.Context, appliance.JobControl) (any, error) { close(started); <-release; return nil, nil }}
+	r := New(f.store, append(m.Specs(), hold), Options{Logger: quiet})
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	if _, err := r.Submit(ctx, "hold", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	j, err := r.Submit(ctx, KindMaterialize, json.RawMessage(`{"feature_views":["clicks","gone"]}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.DeleteFeatureView(ctx, "gone", true); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	done := waitState(t, r, j.ID, appliance.JobSucceeded)
+	var res struct{ Views []MaterializeResult }
+	if err := json.Unmarshal(done.Result, &res); err != nil || len(res.Views) != 2 ||
+		res.Views[0].Written == 0 || res.Views[1].Skipped == "" {
+		t.Fatalf("result: %s (%v)", done.Result, err)
+	}
+}

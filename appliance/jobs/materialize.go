@@ -52,6 +52,9 @@ type MaterializeResult struct {
 	Matched   int64  `json:"entities_matched"`
 	Written   int64  `json:"online_rows_written"`
 	Watermark uint64 `json:"watermark,omitempty"`
+	// Skipped says why a view was left out: deleted after the job was
+	// submitted. The job goes on with the other views.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // OnlineWriter is the part of appliance.OfflineStore a materialization uses.
@@ -219,10 +222,18 @@ func (m *Materializer) run(incremental bool) func(context.Context, appliance.Job
 				return nil, err
 			}
 			if views[i], err = m.Registry.FeatureView(ctx, name, version); err != nil {
+				if appliance.ErrorCode(err) == appliance.ENOTFOUND {
+					views[i] = nil // deleted since the job was submitted
+					continue
+				}
 				return nil, fmt.Errorf("view %s: %w", ref, err)
 			}
 			st, err := m.Features.ViewStats(ctx, views[i])
 			if err != nil {
+				if appliance.ErrorCode(err) == appliance.ENOTFOUND {
+					views[i] = nil
+					continue
+				}
 				return nil, err
 			}
 			total += int64(st.OfflineRows)
@@ -235,6 +246,12 @@ func (m *Materializer) run(incremental bool) func(context.Context, appliance.Job
 		}
 		for ; st.View < len(views); st.View++ {
 			view := views[st.View]
+			if view == nil {
+				if len(st.Results) <= st.View {
+					st.Results = append(st.Results, MaterializeResult{View: a.FeatureViews[st.View], Skipped: "deleted before the job ran"})
+				}
+				continue
+			}
 			if len(st.Results) <= st.View {
 				st.Results = append(st.Results, MaterializeResult{View: view.Key()})
 			}
@@ -243,6 +260,13 @@ func (m *Materializer) run(incremental bool) func(context.Context, appliance.Job
 				err = m.incremental(ctx, jc, view, end, &st, total)
 			} else {
 				err = m.scan(ctx, jc, view, &st, total, func(t int64, _ uint64) bool { return t >= start && t <= end }, nil, 0)
+			}
+			if err != nil && appliance.ErrorCode(err) == appliance.ENOTFOUND && ctx.Err() == nil {
+				if _, gone := m.Registry.FeatureView(ctx, view.Name, view.Version); appliance.ErrorCode(gone) == appliance.ENOTFOUND {
+					// Deleted while this job ran: its rows went with it.
+					st.Results[st.View].Skipped = "deleted while the job ran"
+					err = nil
+				}
 			}
 			if err != nil {
 				return nil, fmt.Errorf("materialize %s: %w", view.Key(), err)
