@@ -466,6 +466,12 @@ func TestGetOnlineFeatures_BadRequests(t *testing.T) {
 		!strings.HasPrefix(string(r.body), `{"metadata":{"feature_names":["user_id","item_id","user_stats__clicks","item_stats__clicks"]}`) {
 		t.Fatalf("two entities: %s", r.body)
 	}
+	// Features come back in request order, across views.
+	r = n.admin("POST", "/get-online-features", map[string]any{"features": []string{"user_stats:clicks", "item_stats:clicks", "user_stats:score"},
+		"entities": map[string]any{"user_id": []string{"a"}, "item_id": []any{1}}, "full_feature_names": true}, 200)
+	if !strings.Contains(string(r.body), `"user_stats__clicks","item_stats__clicks","user_stats__score"]}`) {
+		t.Fatalf("request order across views: %s", r.body)
+	}
 }
 
 // manyColumns is n entity columns c0..c(n-1) of one value each.

@@ -49,7 +49,12 @@ type viewRead struct {
 // replaces the registry's view objects).
 type readPlan struct {
 	views []planView
+	order []planRef // the requested features, in request order
 }
+
+// planRef is one requested feature: its view and its place in that view's
+// list.
+type planRef struct{ view, pos int }
 
 type planView struct {
 	view     *appliance.FeatureView
@@ -74,7 +79,7 @@ const (
 	maxOnlineValues = 1_000_000
 )
 
-func (s *Server) resolveFeatures(c *fiber.Ctx, key []byte, refs func() ([]string, error), field string, full bool) ([]*viewRead, error) {
+func (s *Server) resolveFeatures(c *fiber.Ctx, key []byte, refs func() ([]string, error), field string, full bool) ([]*viewRead, []planRef, error) {
 	cache := &s.plans
 	if full {
 		cache = &s.plansFull
@@ -93,13 +98,13 @@ func (s *Server) resolveFeatures(c *fiber.Ctx, key []byte, refs func() ([]string
 	if plan == nil {
 		list, err := refs()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(list) == 0 {
-			return nil, appliance.Invalid("features", "give \"features\" or \"feature_service\"")
+			return nil, nil, appliance.Invalid("features", "give \"features\" or \"feature_service\"")
 		}
 		if plan, err = s.planFeatures(c, list, field, full); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cache.mu.Lock()
 		if cache.m == nil {
@@ -115,7 +120,7 @@ func (s *Server) resolveFeatures(c *fiber.Ctx, key []byte, refs func() ([]string
 		pv := &plan.views[i]
 		reads[i] = &viewRead{view: pv.view, features: pv.features, names: pv.names}
 	}
-	return reads, nil
+	return reads, plan.order, nil
 }
 
 // planCache maps a feature list, as sent, to its resolved plan.
@@ -152,19 +157,21 @@ func (s *Server) planFeatures(c *fiber.Ctx, refs []string, field string, full bo
 			return nil, appliance.Invalid(fieldAt(), "%q and %q both output the column %q: set full_feature_names or drop one", refs[prev], r, name)
 		}
 		names[name] = i
-		var pv *planView
+		vi := -1
 		for j := range plan.views {
 			if plan.views[j].view == view && plan.views[j].version == ref.Version {
-				pv = &plan.views[j]
+				vi = j
 				break
 			}
 		}
-		if pv == nil {
+		if vi < 0 {
 			plan.views = append(plan.views, planView{view: view, version: ref.Version})
-			pv = &plan.views[len(plan.views)-1]
+			vi = len(plan.views) - 1
 		}
+		pv := &plan.views[vi]
 		pv.features = append(pv.features, idx)
 		pv.names = append(pv.names, name)
+		plan.order = append(plan.order, planRef{view: vi, pos: len(pv.features) - 1})
 	}
 	return plan, nil
 }
@@ -197,7 +204,7 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 	if len(key) == 0 || string(key) == "[]" {
 		return appliance.Invalid("features", "give \"features\" or \"feature_service\"")
 	}
-	reads, err := s.resolveFeatures(c, key, refs, field, req.FullFeatureNames)
+	reads, order, err := s.resolveFeatures(c, key, refs, field, req.FullFeatureNames)
 	if err != nil {
 		return err
 	}
@@ -279,10 +286,8 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 	for _, col := range cols {
 		name(col.name)
 	}
-	for _, vr := range reads {
-		for _, n := range vr.names {
-			name(n)
-		}
+	for _, o := range order {
+		name(reads[o.view].names[o.pos])
 	}
 	out = append(out, `]},"results":[`...)
 	for ci, col := range cols {
@@ -300,13 +305,12 @@ func (s *Server) getOnlineFeatures(c *fiber.Ctx) error {
 		out = appendRepeated(out, `],"event_timestamps":[`, `"1970-01-01T00:00:00Z"`, nrows)
 		out = append(out, "]}"...)
 	}
-	for vi, vr := range reads {
-		for fi, idx := range vr.features {
-			if vi > 0 || fi > 0 || len(cols) > 0 {
-				out = append(out, ',')
-			}
-			out = appendFeatureColumn(out, vr, idx, now)
+	for k, o := range order {
+		if k > 0 || len(cols) > 0 {
+			out = append(out, ',')
 		}
+		vr := reads[o.view]
+		out = appendFeatureColumn(out, vr, vr.features[o.pos], now)
 	}
 	out = append(out, "]}"...)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
