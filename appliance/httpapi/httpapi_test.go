@@ -397,6 +397,17 @@ func TestIngest_IdempotencyKey(t *testing.T) {
 	if other.status != 409 {
 		t.Fatalf("same key, other body: %d %s", other.status, other.body)
 	}
+	// A retry that lands after a schema change replays: it does not write
+	// the rows again into the new latest version.
+	n.admin("POST", "/api/v1/feature-views", map[string]any{"name": "user_stats", "entities": []string{"user"}, "ttl": "24h",
+		"features": []map[string]string{{"name": "clicks", "dtype": "int64"}, {"name": "score", "dtype": "float64"}}}, 201)
+	late := n.do("POST", "/api/v1/feature-views/user_stats/rows", adminSecret, "application/x-ndjson", body, "Idempotency-Key", "batch-1")
+	if late.status != 200 || string(late.body) != string(first.body) || late.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry after a new version: %d %s", late.status, late.body)
+	}
+	if st := n.admin("GET", "/api/v1/feature-views/user_stats", nil, 200).json(t)["stats"].(map[string]any); st["offline_rows"].(float64) != 0 {
+		t.Fatalf("the retry wrote into version 2: %v", st)
+	}
 }
 
 func TestIngest_VersionPinAndOfflineOnly(t *testing.T) {

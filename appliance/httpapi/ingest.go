@@ -73,7 +73,10 @@ func (s *Server) ingestRows(c *fiber.Ctx) error {
 			return appliance.Invalid("Idempotency-Key", "is longer than 255 bytes")
 		}
 		caller := appliance.CallerFromContext(ctx)
-		idem = &appliance.Idempotency{Key: fmt.Sprintf("%s|%s|%s", caller.Name, view.Key(), key)}
+		// Scoped by view name, not version: a retry that lands after a
+		// schema change made a new latest version must replay, not write
+		// the rows again into the new version.
+		idem = &appliance.Idempotency{Key: fmt.Sprintf("%s|%s|%s", caller.Name, view.Name, key)}
 		stored, storedHash, ok, err := s.svc.Features.IdempotentResponse(ctx, idem.Key)
 		if err != nil {
 			return err
