@@ -644,8 +644,12 @@ func (s *Scheduler) fire(sl *slot) {
 
 // execute runs the job of a recorded run and records how it ended.
 func (s *Scheduler) execute(ctx context.Context, sl *slot, def *appliance.Schedule, run *appliance.ScheduleRun) {
-	defer sl.release()
 	job, err := s.callJob(ctx, def)
+	// The job is over: the slot is free before the run's end is recorded,
+	// so that whoever reads the run as ended can start the next one (freed
+	// after the record, a run read as succeeded could still refuse a new
+	// one with 409).
+	sl.release()
 	end := appliance.TruncateTime(s.now())
 	run.EndedAt = &end
 	if job != nil {
