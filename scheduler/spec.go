@@ -59,7 +59,11 @@ func parseSpec(expr, zone string, now time.Time) (sp *spec, err error) {
 	}()
 	sched, err := parser.Parse(expr)
 	if err != nil {
-		return nil, appliance.Invalid("cron", "%q does not parse: %v", expr, err)
+		msg := err.Error()
+		if i := strings.Index(msg, ": strconv."); i >= 0 {
+			msg = msg[:i] + " (not a number in range)" // not Go's parser text
+		}
+		return nil, appliance.Invalid("cron", "%q does not parse: %s", expr, msg)
 	}
 	sp = &spec{sched: sched, loc: loc}
 	switch s := sched.(type) {

@@ -81,6 +81,7 @@ func TestParseSpec_Invalid(t *testing.T) {
 		{"TZ prefix (robfig panics on this one)", "TZ=UTC", "UTC", "cron", "timezone field"},
 		{"CRON_TZ prefix", "CRON_TZ=Asia/Dubai */5 * * * *", "UTC", "cron", "timezone field"},
 		{"never fires", "0 0 30 2 *", "UTC", "cron", "never fires"},
+		{"huge number", "*/99999999999999999999 * * * *", "UTC", "cron", "not a number in range"},
 		{"every second", "@every 1s", "UTC", "cron", "at least 1m0s"},
 		{"every negative", "@every -5m", "UTC", "cron", "at least"},
 		{"unknown zone", "*/5 * * * *", "Mars/Olympus_Mons", "timezone", "not a known IANA time zone"},

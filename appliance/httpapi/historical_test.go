@@ -277,6 +277,9 @@ func TestMaterialize_JobsOverHTTP(t *testing.T) {
 	if len(list) != 2 {
 		t.Fatalf("jobs list: %v", list)
 	}
+	if r := n.do("GET", "/api/v1/jobs?kind=materialise", reader, "", nil); r.status != 400 || !strings.Contains(string(r.body), `"field":"kind"`) {
+		t.Fatalf("a misspelt kind: %d %s", r.status, r.body)
+	}
 	for _, tc := range []struct{ path, body, field string }{
 		{"/api/v1/materialize", `{"feature_views":["nope"]}`, "feature_views[0]"},
 		{"/api/v1/materialize", `{"end":"soon"}`, "end"},

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -90,6 +92,10 @@ func (s *Server) listJobs(c *fiber.Ctx) error {
 	case "", appliance.JobQueued, appliance.JobRunning, appliance.JobSucceeded, appliance.JobFailed, appliance.JobCancelled:
 	default:
 		return appliance.Invalid("state", "%q is not queued, running, succeeded, failed or cancelled", f.State)
+	}
+	// A misspelt kind is an error, as a misspelt state is, not an empty list.
+	if k, ok := s.svc.Jobs.(interface{ Kinds() []string }); ok && f.Kind != "" && !slices.Contains(k.Kinds(), f.Kind) {
+		return appliance.Invalid("kind", "%q is not a job kind (%s)", f.Kind, strings.Join(k.Kinds(), ", "))
 	}
 	if f.Limit, err = limitQuery(c); err != nil {
 		return err
