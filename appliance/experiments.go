@@ -1,9 +1,11 @@
 package appliance
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 )
@@ -24,7 +26,10 @@ type Experiments struct {
 	// (the node always sets it; without it, targeting is checked only for
 	// its operators).
 	Router ExperimentRouter
-	Now    func() time.Time
+	// Notifier, when set, is told of every stop (experiment.stopped).
+	Notifier Notifier
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 func (x *Experiments) changed() {
@@ -251,7 +256,7 @@ var errNoRamp = errors.New("no ramp step due")
 // again. reason is recorded (a guardrail names itself).
 func (x *Experiments) Stop(ctx context.Context, name, reason string) (*Experiment, error) {
 	defer x.changed()
-	return x.Store.UpdateExperiment(ctx, name, "stop", func(cur *Experiment, _ []*Experiment) (*Experiment, error) {
+	out, err := x.Store.UpdateExperiment(ctx, name, "stop", func(cur *Experiment, _ []*Experiment) (*Experiment, error) {
 		if cur.State != ExperimentRunning {
 			return nil, Errorf(ECONFLICT, "experiment %s is %s, not running", name, cur.State)
 		}
@@ -260,6 +265,16 @@ func (x *Experiments) Stop(ctx context.Context, name, reason string) (*Experimen
 		out.State, out.StoppedAt, out.StopReason = ExperimentStopped, &now, reason
 		return &out, nil
 	})
+	if err == nil && x.Notifier != nil {
+		// The stop is committed; a failed notification is logged, not the
+		// stop's error.
+		ev := Event{Type: EventExperimentStopped, Subject: "experiment/" + name, Time: x.now(),
+			Data: map[string]any{"experiment": name, "reason": reason, "by": CallerFromContext(ctx).Name}}
+		if nerr := x.Notifier.Notify(context.WithoutCancel(ctx), ev); nerr != nil {
+			cmp.Or(x.Logger, slog.Default()).Error("notify webhooks of an experiment stop", "experiment", name, "err", nerr)
+		}
+	}
+	return out, err
 }
 
 // Conclude ends an experiment with a winning arm; promote moves the

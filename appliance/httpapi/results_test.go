@@ -39,16 +39,16 @@ func TestExperiments_EventsResultsAndGuardrail(t *testing.T) {
 	}}
 	clock := func() time.Time { return n.now }
 	router := &routing.Router{Store: n.store}
-	x := &appliance.Experiments{Store: n.store, Models: n.store, Router: router, Now: clock}
 	var mu sync.Mutex
 	var notified []appliance.Event
-	mon := &results.Monitor{Telemetry: tel, Data: n.store, Experiments: x, Logger: slog.New(slog.DiscardHandler),
-		Notifier: notifierFunc(func(_ context.Context, e appliance.Event) error {
-			mu.Lock()
-			notified = append(notified, e)
-			mu.Unlock()
-			return nil
-		})}
+	notifier := notifierFunc(func(_ context.Context, e appliance.Event) error {
+		mu.Lock()
+		notified = append(notified, e)
+		mu.Unlock()
+		return nil
+	})
+	x := &appliance.Experiments{Store: n.store, Models: n.store, Router: router, Now: clock, Notifier: notifier}
+	mon := &results.Monitor{Telemetry: tel, Data: n.store, Experiments: x, Logger: slog.New(slog.DiscardHandler), Notifier: notifier}
 	n.srv = httpapi.New(httpapi.Config{Now: clock},
 		httpapi.Services{Registry: n.store, Features: n.store, Tokens: n.store, Audit: n.store, Models: n.store, Telemetry: tel,
 			ExperimentData: n.store, Experiments: x,
@@ -139,7 +139,9 @@ func TestExperiments_EventsResultsAndGuardrail(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(notified) != 1 || notified[0].Type != appliance.EventExperimentGuardrail {
+	// The stop itself, then why: the guardrail.
+	if len(notified) != 2 || notified[0].Type != appliance.EventExperimentStopped || notified[1].Type != appliance.EventExperimentGuardrail ||
+		notified[0].Subject != "experiment/checkout" {
 		t.Fatalf("webhook events: %+v", notified)
 	}
 	for _, bad := range []struct{ body, field string }{

@@ -514,3 +514,37 @@ func TestMaterialize_SkipsAViewDeletedMeanwhile(t *testing.T) {
 		t.Fatalf("result: %s (%v)", done.Result, err)
 	}
 }
+
+type notifierFunc func(context.Context, appliance.Event) error
+
+func (f notifierFunc) Notify(ctx context.Context, e appliance.Event) error { return f(ctx, e) }
+
+// A job that fails is announced to the webhooks (job.failed); one that
+// succeeds is not.
+func TestRunner_FailedJobNotifies(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var events []appliance.Event
+	boom := appliance.JobSpec{Kind: "boom", Run: func(context.Context, appliance.JobControl) (any, error) { return nil, errors.New("disk on fire") }}
+	fine := appliance.JobSpec{Kind: "fine", Run: func(context.Context, appliance.JobControl) (any, error) { return nil, nil }}
+	r := New(f.store, []appliance.JobSpec{boom, fine}, Options{Logger: quiet, Notifier: notifierFunc(func(_ context.Context, e appliance.Event) error {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+		return nil
+	})})
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	ctx := context.Background()
+	if _, err := r.Run(ctx, "fine", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	j, err := r.Run(ctx, "boom", nil, "")
+	if err != nil || j.State != appliance.JobFailed {
+		t.Fatalf("failing job: %+v %v", j, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 1 || events[0].Type != appliance.EventJobFailed || events[0].Subject != "job/"+j.ID {
+		t.Fatalf("events: %+v", events)
+	}
+}

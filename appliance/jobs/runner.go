@@ -28,10 +28,11 @@ var errShutdown = errors.New("node shutting down")
 
 // Runner implements appliance.JobRunner.
 type Runner struct {
-	store appliance.JobStore
-	specs map[string]appliance.JobSpec
-	log   *slog.Logger
-	now   func() time.Time
+	store    appliance.JobStore
+	specs    map[string]appliance.JobSpec
+	log      *slog.Logger
+	notifier appliance.Notifier
+	now      func() time.Time
 
 	ctx    context.Context // parent of every job; cancelled by Close
 	cancel context.CancelCauseFunc
@@ -61,6 +62,8 @@ type run struct {
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Notifier, when set, is told of every job that fails (job.failed).
+	Notifier appliance.Notifier
 }
 
 // New returns a runner for the given kinds of job. Start resumes the jobs a
@@ -73,7 +76,7 @@ func New(store appliance.JobStore, specs []appliance.JobSpec, opts Options) *Run
 		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	r := &Runner{store: store, specs: map[string]appliance.JobSpec{}, log: opts.Logger, now: opts.Now,
+	r := &Runner{store: store, specs: map[string]appliance.JobSpec{}, log: opts.Logger, now: opts.Now, notifier: opts.Notifier,
 		ctx: ctx, cancel: cancel, running: map[string]*run{}, held: map[string]string{}, freed: make(chan struct{})}
 	for _, s := range specs {
 		r.specs[s.Kind] = s
@@ -339,6 +342,13 @@ func (r *Runner) end(ctx context.Context, rn *run, result any, err error) {
 	level := slog.LevelInfo
 	if j.State == appliance.JobFailed {
 		level = slog.LevelWarn
+		if r.notifier != nil {
+			ev := appliance.Event{Type: appliance.EventJobFailed, Subject: "job/" + j.ID, Time: r.now().UTC(),
+				Data: map[string]any{"job": j.ID, "kind": j.Kind, "error": j.Error, "schedule": j.Schedule, "actor": j.Actor}}
+			if err := r.notifier.Notify(context.Background(), ev); err != nil {
+				r.log.Error("notify webhooks of a failed job", "job", j.ID, "err", err)
+			}
+		}
 	}
 	r.log.Log(context.Background(), level, "job finished", "job", j.ID, "kind", j.Kind, "state", j.State, "rows", j.RowsDone, "err", j.Error)
 }

@@ -117,7 +117,7 @@ func (m *Main) Run(ctx context.Context) error {
 	specs = append(specs, featstats.JobSpec(m.Store, m.Store, m.Store))
 	drift := &monitoring.Drift{Models: m.Store, Views: m.Store, Stats: m.Store, Telemetry: m.Store.Telemetry(), Store: m.Store, Notifier: m.Webhooks}
 	specs = append(specs, drift.Spec())
-	m.Jobs = jobs.New(m.Store, specs, jobs.Options{Logger: m.log.With("component", "jobs")})
+	m.Jobs = jobs.New(m.Store, specs, jobs.Options{Logger: m.log.With("component", "jobs"), Notifier: m.Webhooks})
 	if err := m.Jobs.Start(ctx); err != nil {
 		return err
 	}
@@ -127,7 +127,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	router := &routing.Router{Store: m.Store}
-	experiments := &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies, Router: router}
+	experiments := &appliance.Experiments{Store: m.Store, Models: m.Store, Policies: m.Config.AliasPolicies, Router: router,
+		Notifier: m.Webhooks, Logger: m.log.With("component", "experiments")}
 	m.monitor = &results.Monitor{Telemetry: m.Store.Telemetry(), Data: m.Store, Experiments: experiments, Notifier: m.Webhooks,
 		Logger: m.log.With("component", "experiments"), GuardrailEvery: m.Config.GuardrailInterval}
 	predictor := &appliance.Predictor{Models: m.Store, Views: m.Store, Features: m.Store, Runner: modules,
