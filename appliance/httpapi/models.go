@@ -305,22 +305,31 @@ func (s *Server) predictBatch(c *fiber.Ctx) error {
 		return err
 	}
 	name := copyString(c.Params("name"))
+	// A named version or alias is resolved once: every item is answered by
+	// the same version, even if the alias moves while the batch runs. A
+	// version or alias that does not exist is the request's error, not
+	// each item's. Without either, each item is routed (an experiment may
+	// give units different versions).
+	pinned, label := 0, ""
 	if req.Version != nil || req.Alias != "" {
-		// A version or alias that does not exist is the request's error,
-		// not each item's.
-		if _, _, err := p.Resolve(c.UserContext(), &appliance.PredictRequest{Model: name, Alias: req.Alias, Version: versionOf(req.Version)}); err != nil {
+		mv, alias, err := p.Resolve(c.UserContext(), &appliance.PredictRequest{Model: name, Alias: req.Alias, Version: versionOf(req.Version)})
+		if err != nil {
 			return err
 		}
+		pinned, label = mv.Version, alias
 	}
 	results := make([]batchResult, len(req.Entities))
 	for i, ents := range req.Entities {
-		one := &appliance.PredictRequest{Model: name, Alias: req.Alias, Version: versionOf(req.Version), Entities: ents}
+		one := &appliance.PredictRequest{Model: name, Version: pinned, Entities: ents}
 		if req.Request != nil {
 			one.Request = req.Request[i]
 		}
 		start := time.Now()
 		res, err := p.Predict(c.UserContext(), one)
-		s.countPrediction(name, res, req.Alias, err, start)
+		if res != nil && label != "" {
+			res.Alias = label
+		}
+		s.countPrediction(name, res, label, err, start)
 		if err != nil {
 			if appliance.ErrorCode(err) == appliance.EINTERNAL {
 				return err

@@ -145,6 +145,15 @@ func TestPredict_Batch(t *testing.T) {
 	if len(res.Results) != 3 || res.Results[0].Outputs["score"] != 2 || res.Results[1].Error == nil || res.Results[1].Error.Code != "unprocessable" || res.Results[2].Outputs["score"] != 4 {
 		t.Fatalf("batch: %s", r.body)
 	}
+	// A named alias is resolved once for the whole batch, and named in
+	// each answer.
+	pinned := n.admin("POST", "/api/v1/predict/churn/batch", map[string]any{"alias": "production",
+		"entities": []any{map[string]any{"user_id": "a"}, map[string]any{"user_id": "b"}}}, 200).json(t)["results"].([]any)
+	for _, it := range pinned {
+		if m := it.(map[string]any); m["alias"] != "production" || m["version"] != 1.0 {
+			t.Fatalf("batch by alias: %v", pinned)
+		}
+	}
 	// A version or alias that cannot be served is the request's error.
 	one := []any{map[string]any{"user_id": "a"}}
 	for _, tc := range []struct {
