@@ -103,6 +103,11 @@ func TestDrift_ShiftedInputsRaiseAnAlert(t *testing.T) {
 		t.Fatalf("no input in %v", w)
 		return nil
 	}
+	// Every prediction of the window was counted (the scan reads each log's
+	// time and model before deciding to decode it).
+	if w := n.admin("GET", "/api/v1/models/shifted/drift", nil, 200).json(t)["windows"].([]any)[0].(map[string]any); w["requests"] != 600.0 {
+		t.Fatalf("window requests: %v", w["requests"])
+	}
 	if f := input("shifted"); f["drifted"] != true || f["psi_alert"] != true {
 		t.Fatalf("shifted input: %v", f)
 	}

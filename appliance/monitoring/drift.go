@@ -5,6 +5,7 @@
 package monitoring
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -116,6 +117,29 @@ func (f *feature) distribution() (drift.Distribution, error) {
 	return drift.NumericSketch(f.stats.Values)
 }
 
+// peekPredictionLog reads the time and model that lead a prediction log as
+// the predictor writes it ({"request_id":…,"time":"…","model":"…",…});
+// ok is false for any other layout, which is then decoded in full.
+func peekPredictionLog(data []byte) (time.Time, []byte, bool) {
+	_, rest, ok := bytes.Cut(data, []byte(`,"time":"`))
+	if !ok {
+		return time.Time{}, nil, false
+	}
+	ts, rest, ok := bytes.Cut(rest, []byte(`","model":"`))
+	if !ok {
+		return time.Time{}, nil, false
+	}
+	model, _, ok := bytes.Cut(rest, []byte(`"`))
+	if !ok || bytes.IndexByte(model, '\\') >= 0 {
+		return time.Time{}, nil, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(ts))
+	if err != nil {
+		return time.Time{}, nil, false
+	}
+	return t, model, true
+}
+
 func (d *Drift) run(ctx context.Context, jc appliance.JobControl) (any, error) {
 	var a DriftArgs
 	if err := json.Unmarshal(jc.Job().Args, &a); err != nil {
@@ -157,6 +181,10 @@ func (d *Drift) run(ctx context.Context, jc appliance.JobControl) (any, error) {
 	// window: it starts at the last flush before the window and stops a
 	// minute past its end (logs are in flush order, a record flushed within
 	// about a second of its time), not at both ends of the retention.
+	if len(windows) == 0 {
+		// Nothing to watch (no model has the alias): no scan.
+		return map[string]any{"models": []any{}, "window_start": start, "window_end": end}, nil
+	}
 	from, err := d.Telemetry.FlushedBefore("prediction", start)
 	if err != nil {
 		return nil, err
@@ -166,6 +194,17 @@ func (d *Drift) run(ctx context.Context, jc appliance.JobControl) (any, error) {
 		scanned++
 		if scanned%4096 == 0 && ctx.Err() != nil {
 			return false
+		}
+		// Most logs are of other models or outside the window: their time
+		// and model, which lead every log, decide that without decoding
+		// the inputs and outputs.
+		if t, model, ok := peekPredictionLog(data); ok {
+			if t.After(end.Add(time.Minute)) {
+				return false
+			}
+			if windows[string(model)] == nil || t.Before(start) || t.After(end) {
+				return true
+			}
 		}
 		var l appliance.PredictionLog
 		if json.Unmarshal(data, &l) != nil {
@@ -203,7 +242,7 @@ func (d *Drift) run(ctx context.Context, jc appliance.JobControl) (any, error) {
 		Requests int64  `json:"requests"`
 		Drifted  int    `json:"drifted"`
 	}
-	var results []modelResult
+	results := []modelResult{}
 	for _, name := range models {
 		mv, w := versions[name], windows[name]
 		if mv == nil {
