@@ -88,6 +88,12 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		if fe.Code == fiber.StatusNotFound {
 			body.Message = "no route " + c.Method() + " " + c.Path()
 		}
+		if fe.Code == fiber.StatusBadRequest {
+			// fasthttp could not read the request (a malformed multipart
+			// body, say): the body is at fault.
+			field := "body"
+			body.Field = &field
+		}
 	default:
 		body = errorFields{Code: appliance.EINTERNAL, Message: "internal error"}
 	}

@@ -736,6 +736,11 @@ func TestBinary_ModelBundleLifecycle(t *testing.T) {
 		sample[i] = float64(i%7) / 10
 		row[fmt.Sprintf("f%d", i)] = sample[i]
 	}
+	// A multipart body fasthttp cannot read: a 400 on the body.
+	if status, body, err := n.call("POST", "/api/v1/models", "multipart/form-data; boundary=XX", []byte("--XX\r\nbroken")); err != nil ||
+		status != 400 || !strings.Contains(string(body), `"field":"body"`) {
+		t.Fatalf("malformed multipart: %d %s %v", status, body, err)
+	}
 	n.mustCall("POST", "/api/v1/entities", map[string]any{"name": "user", "join_keys": []string{"user_id"}, "value_type": "string"}, 201)
 	n.mustCall("POST", "/api/v1/feature-views", map[string]any{"name": "user_feats", "entities": []string{"user"}, "features": features}, 201)
 	line, _ := json.Marshal(row)
