@@ -157,6 +157,42 @@ func decodeJSON(body []byte, v any, strict bool) error {
 	return nil
 }
 
+// walkJSON reports the structure of a JSON text, up to byte limit, to
+// visit: the opening and closing of objects and arrays ('{', '[', '}',
+// ']'), commas (','), and object keys (':', with the key's bytes as
+// written, at the offset of its opening quote, and whether it holds an
+// escape). It stops when visit returns false or at a string left open;
+// syntax is the decoder's business.
+func walkJSON(b []byte, limit int, visit func(tok byte, at int, key []byte, escaped bool) bool) {
+	for i := 0; i < len(b) && i < limit; i++ {
+		switch c := b[i]; c {
+		case '"':
+			end, escaped := i+1, false
+			for ; end < len(b) && b[end] != '"'; end++ {
+				if b[end] == '\\' {
+					escaped = true
+					end++
+				}
+			}
+			if end >= len(b) {
+				return
+			}
+			j := end + 1
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+				j++
+			}
+			if j < len(b) && b[j] == ':' && !visit(':', i, b[i+1:end], escaped) {
+				return
+			}
+			i = end
+		case '{', '[', '}', ']', ',':
+			if !visit(c, i, nil, false) {
+				return
+			}
+		}
+	}
+}
+
 // checkObjectKeys refuses a JSON text in which an object repeats a key,
 // exactly or in another case, naming the key's path. The text's syntax is
 // left to the decoder: this only looks at keys. It runs on every request
@@ -183,72 +219,61 @@ func checkObjectKeys(b []byte) error {
 		}
 		return strings.Join(append(parts, string(key)), ".")
 	}
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			end, escaped := i+1, false
-			for ; end < len(b) && b[end] != '"'; end++ {
-				if b[end] == '\\' {
-					escaped = true
-					end++
-				}
-			}
-			if end >= len(b) {
-				return nil // truncated: the decoder says so
-			}
-			j := end + 1
-			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
-				j++
-			}
-			if j < len(b) && b[j] == ':' && len(stack) > 0 && stack[len(stack)-1].object {
-				key := b[i+1 : end]
-				if escaped {
-					var s string
-					if json.Unmarshal(b[i:end+1], &s) != nil {
-						return nil // the decoder reports the bad string
-					}
-					key = []byte(s)
-				}
-				top := &stack[len(stack)-1]
-				var dup []byte
-				if top.folded != nil {
-					dup = top.folded[string(bytes.ToLower(key))]
-				} else {
-					for _, k := range keys[top.first:] {
-						if bytes.EqualFold(k, key) {
-							dup = k
-							break
-						}
-					}
-				}
-				if dup != nil {
-					if bytes.Equal(dup, key) {
-						return appliance.Invalid(path(key), "is given twice")
-					}
-					return appliance.Invalid(path(key), "is given twice, as %q and %q: keys are case-sensitive", dup, key)
-				}
-				keys = append(keys, key)
-				top.at = key
-				if top.folded != nil {
-					top.folded[string(bytes.ToLower(key))] = key
-				} else if len(keys)-top.first > 16 {
-					top.folded = make(map[string][]byte, 64)
-					for _, k := range keys[top.first:] {
-						top.folded[string(bytes.ToLower(k))] = k
-					}
-				}
-			}
-			i = end
+	var err error
+	walkJSON(b, len(b), func(tok byte, at int, key []byte, escaped bool) bool {
+		switch tok {
 		case '{', '[':
-			stack = append(stack, frame{object: b[i] == '{', first: len(keys)})
+			stack = append(stack, frame{object: tok == '{', first: len(keys)})
 		case '}', ']':
 			if len(stack) > 0 {
 				keys = keys[:stack[len(stack)-1].first]
 				stack = stack[:len(stack)-1]
 			}
+		case ':':
+			if len(stack) == 0 || !stack[len(stack)-1].object {
+				return true
+			}
+			if escaped {
+				var s string
+				if json.Unmarshal(b[at:at+len(key)+2], &s) != nil {
+					return false // the decoder reports the bad string
+				}
+				key = []byte(s)
+			}
+			top := &stack[len(stack)-1]
+			var dup []byte
+			if top.folded != nil {
+				dup = top.folded[string(bytes.ToLower(key))]
+			} else {
+				for _, k := range keys[top.first:] {
+					if bytes.EqualFold(k, key) {
+						dup = k
+						break
+					}
+				}
+			}
+			if dup != nil {
+				if bytes.Equal(dup, key) {
+					err = appliance.Invalid(path(key), "is given twice")
+				} else {
+					err = appliance.Invalid(path(key), "is given twice, as %q and %q: keys are case-sensitive", dup, key)
+				}
+				return false
+			}
+			keys = append(keys, key)
+			top.at = key
+			if top.folded != nil {
+				top.folded[string(bytes.ToLower(key))] = key
+			} else if len(keys)-top.first > 16 {
+				top.folded = make(map[string][]byte, 64)
+				for _, k := range keys[top.first:] {
+					top.folded[string(bytes.ToLower(k))] = k
+				}
+			}
 		}
-	}
-	return nil
+		return true
+	})
+	return err
 }
 
 // jsonErrorIn is jsonError with the field's full path found in body:
@@ -301,45 +326,30 @@ func jsonPath(b []byte, offset int64, key string) string {
 		}
 		return sb.String()
 	}
-	for i := 0; i < len(b) && int64(i) < offset; i++ {
-		switch b[i] {
-		case '"':
-			end := i + 1
-			for ; end < len(b) && b[end] != '"'; end++ {
-				if b[end] == '\\' {
-					end++
-				}
+	found := ""
+	walkJSON(b, int(min(offset, int64(len(b)))), func(tok byte, at int, k []byte, _ bool) bool {
+		top := len(stack) - 1
+		switch {
+		case tok == '{' || tok == '[':
+			stack = append(stack, frame{object: tok == '{', at: at})
+		case tok == '}' || tok == ']':
+			if top >= 0 {
+				stack = stack[:top]
 			}
-			if end >= len(b) {
-				return ""
+		case tok == ',' && top >= 0 && !stack[top].object:
+			stack[top].index++
+		case tok == ':' && top >= 0 && stack[top].object:
+			stack[top].key = nil // the previous key's value has ended
+			if key != "" && string(k) == key {
+				found = path(key)
+				return false
 			}
-			j := end + 1
-			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
-				j++
-			}
-			if j < len(b) && b[j] == ':' && len(stack) > 0 && stack[len(stack)-1].object {
-				k := b[i+1 : end]
-				stack[len(stack)-1].key = nil // the previous key's value has ended
-				if key != "" && string(k) == key {
-					return path(key)
-				}
-				stack[len(stack)-1].key = k
-			}
-			i = end
-		case '{', '[':
-			stack = append(stack, frame{object: b[i] == '{', at: i})
-		case '}', ']':
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
-			}
-		case ',':
-			if len(stack) > 0 && !stack[len(stack)-1].object {
-				stack[len(stack)-1].index++
-			}
+			stack[top].key = k
 		}
-	}
+		return true
+	})
 	if key != "" {
-		return ""
+		return found
 	}
 	// A mistyped object or array is reported just inside its opening: it
 	// is the value at fault, not its first element.
