@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -137,14 +136,6 @@ func peekNonSpace(r *bufio.Reader) (byte, error) {
 }
 
 func eventDecodeErr(row int, err error) error {
-	var ae *appliance.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return appliance.Invalid(fmt.Sprintf("events[%d].%s", row, strings.Trim(name, `"`)), "unknown field")
-	}
 	return appliance.JSONError(fmt.Sprintf("events[%d]", row), err)
 }
 

@@ -357,16 +357,8 @@ func jsonErr(field string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var ae *appliance.Error
-	if errors.As(err, &ae) {
-		return err
-	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return appliance.Invalid("body", "truncated JSON")
-	}
-	var typ *json.UnmarshalTypeError
-	if errors.As(err, &typ) {
-		return appliance.Invalid(field, "expected %s, got JSON %s", appliance.JSONKindOf(typ.Type), typ.Value)
+		return appliance.Invalid("body", "truncated JSON") // of the whole body, not the field
 	}
 	return appliance.JSONError(field, err)
 }
