@@ -89,13 +89,9 @@ func (m *eventsMeta) mergeDue(fanIn int) []runInfo {
 // an unchanged file each time.
 func (s *Store) compactionDue(viewKey []byte, force bool) (flush, merge bool, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEvents).Bucket(viewKey)
-		if b == nil {
-			return nil // deleted meanwhile
-		}
-		meta, err := s.readEventsMeta(b)
-		if err != nil {
-			return err
+		b, meta, err := s.eventsOf(tx, viewKey)
+		if err != nil || b == nil {
+			return err // nil when the version was deleted meanwhile
 		}
 		flush = meta.flushDue(s.opts.Compaction.FlushRows, force)
 		merge = meta.mergeDue(s.opts.Compaction.MergeFanIn) != nil
@@ -117,6 +113,17 @@ func (s *Store) createEvents(tx *bolt.Tx, viewKey []byte) error {
 		return err
 	}
 	return s.putJSON(b, keyEventMeta, &eventsMeta{NextRun: 1})
+}
+
+// eventsOf returns a view version's offline bucket and its meta, both nil
+// when the version was deleted meanwhile.
+func (s *Store) eventsOf(tx *bolt.Tx, viewKey []byte) (*bolt.Bucket, *eventsMeta, error) {
+	b := tx.Bucket(bucketEvents).Bucket(viewKey)
+	if b == nil {
+		return nil, nil, nil
+	}
+	meta, err := s.readEventsMeta(b)
+	return b, meta, err
 }
 
 func (s *Store) readEventsMeta(b *bolt.Bucket) (*eventsMeta, error) {
@@ -292,13 +299,9 @@ func (s *Store) flushTail(ctx context.Context, viewKey []byte, force bool) (bool
 	flushed := false
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		flushed = false
-		b := tx.Bucket(bucketEvents).Bucket(viewKey)
-		if b == nil {
-			return nil // deleted meanwhile
-		}
-		meta, err := s.readEventsMeta(b)
-		if err != nil {
-			return err
+		b, meta, err := s.eventsOf(tx, viewKey)
+		if err != nil || b == nil {
+			return err // nil when the version was deleted meanwhile
 		}
 		if !meta.flushDue(limit, force) {
 			return nil
@@ -378,13 +381,9 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 	var target runInfo
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		sources = nil
-		b := tx.Bucket(bucketEvents).Bucket(viewKey)
-		if b == nil {
-			return nil
-		}
-		meta, err := s.readEventsMeta(b)
-		if err != nil {
-			return err
+		b, meta, err := s.eventsOf(tx, viewKey)
+		if err != nil || b == nil {
+			return err // nil when the version was deleted meanwhile
 		}
 		picked := meta.mergeDue(fanIn)
 		if picked == nil {
@@ -474,13 +473,9 @@ func (s *Store) mergeLevel(ctx context.Context, viewKey []byte) (bool, error) {
 	published := false
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		published = false
-		b := tx.Bucket(bucketEvents).Bucket(viewKey)
-		if b == nil {
-			return nil
-		}
-		meta, err := s.readEventsMeta(b)
-		if err != nil {
-			return err
+		b, meta, err := s.eventsOf(tx, viewKey)
+		if err != nil || b == nil {
+			return err // nil when the version was deleted meanwhile
 		}
 		rb := b.Bucket(keyRuns)
 		kept := meta.Runs[:0]
