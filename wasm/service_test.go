@@ -12,8 +12,10 @@ import (
 	"github.com/mlnode/mlnode/wasm"
 )
 
-// Modules nobody calls any more are released, and load again on use.
-func TestService_ReleasesIdleModules(t *testing.T) {
+// newService serves the example logistic regression (make examples) from a
+// store, releasing modules idle for idle; digest is the module's.
+func newService(t *testing.T, idle time.Duration) (rt *wasm.Runtime, svc *wasm.Service, digest string) {
+	t.Helper()
 	ctx := context.Background()
 	raw, err := os.ReadFile("../examples/build/logreg_c.wasm")
 	if err != nil {
@@ -23,14 +25,20 @@ func TestService_ReleasesIdleModules(t *testing.T) {
 	if _, err := s.PutModule(ctx, &appliance.Module{Kinds: []string{appliance.KindModel}}, raw); err != nil {
 		t.Fatal(err)
 	}
-	rt, err := wasm.Open(ctx, wasm.Options{InitTimeout: time.Minute, DefaultTimeout: 10 * time.Second})
+	rt, err = wasm.Open(ctx, wasm.Options{InitTimeout: time.Minute, DefaultTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close(ctx)
-	svc := wasm.NewService(rt, s, 50*time.Millisecond)
-	defer svc.Close()
-	ref := "sha256:" + appliance.ModuleDigest(raw)
+	svc = wasm.NewService(rt, s, idle)
+	t.Cleanup(func() { svc.Close(); rt.Close(ctx) })
+	return rt, svc, appliance.ModuleDigest(raw)
+}
+
+// Modules nobody calls any more are released, and load again on use.
+func TestService_ReleasesIdleModules(t *testing.T) {
+	ctx := context.Background()
+	_, svc, digest := newService(t, 50*time.Millisecond)
+	ref := "sha256:" + digest
 	in, out := make([]float64, 32), make([]float64, 1)
 	if err := svc.Predict(ctx, ref, appliance.ModuleLimits{}, in, out); err != nil {
 		t.Fatal(err)
@@ -56,22 +64,7 @@ func TestService_ReleasesIdleModules(t *testing.T) {
 // for as long as traffic keeps it from looking idle.
 func TestService_ReloadsAPoolUnloadedUnderIt(t *testing.T) {
 	ctx := context.Background()
-	raw, err := os.ReadFile("../examples/build/logreg_c.wasm")
-	if err != nil {
-		t.Fatalf("%v: run `make examples`", err)
-	}
-	s := storetest.Open(t, store.Options{})
-	if _, err := s.PutModule(ctx, &appliance.Module{Kinds: []string{appliance.KindModel}}, raw); err != nil {
-		t.Fatal(err)
-	}
-	rt, err := wasm.Open(ctx, wasm.Options{InitTimeout: time.Minute, DefaultTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	svc := wasm.NewService(rt, s, time.Hour)
-	defer svc.Close()
-	digest := appliance.ModuleDigest(raw)
+	rt, svc, digest := newService(t, time.Hour)
 	in, out := make([]float64, 32), make([]float64, 1)
 	if err := svc.Predict(ctx, "sha256:"+digest, appliance.ModuleLimits{}, in, out); err != nil {
 		t.Fatal(err)

@@ -468,8 +468,10 @@ func TestConfig_EveryEnvVarNamedInHelpIsRead(t *testing.T) {
 	}
 }
 
-// The in-process node, as the end-to-end tests' binary runs it.
-func TestMain_RunAndClose(t *testing.T) {
+// runInProcess runs a node in this process on a temporary data dir and a
+// free port; the caller closes it.
+func runInProcess(t *testing.T) *Main {
+	t.Helper()
 	m := NewMain()
 	m.Stdout, m.Stderr = io.Discard, io.Discard
 	m.Config.DataDir, m.Config.Addr = t.TempDir(), "127.0.0.1:0"
@@ -477,6 +479,12 @@ func TestMain_RunAndClose(t *testing.T) {
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// The in-process node, as the end-to-end tests' binary runs it.
+func TestMain_RunAndClose(t *testing.T) {
+	m := runInProcess(t)
 	resp, err := http.Get("http://" + m.Addr() + "/readyz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", resp, err)
@@ -492,13 +500,7 @@ func TestMain_RunAndClose(t *testing.T) {
 // yet started on its listener.
 func TestMain_CloseRightAfterRunStopsServing(t *testing.T) {
 	for i := range 5 {
-		m := NewMain()
-		m.Stdout, m.Stderr = io.Discard, io.Discard
-		m.Config.DataDir, m.Config.Addr = t.TempDir(), "127.0.0.1:0"
-		m.AdminToken = "in-process-admin-token-01234"
-		if err := m.Run(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		m := runInProcess(t)
 		addr := m.Addr()
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
