@@ -130,12 +130,20 @@ func ValidateAliasName(name string) error {
 	if strings.EqualFold(name, "latest") {
 		return Invalid("alias", "%q is reserved: it always means the newest version", name)
 	}
-	if (name[0] == 'v' || name[0] == 'V') && len(name) > 1 {
-		if _, err := strconv.Atoi(name[1:]); err == nil {
-			return Invalid("alias", "%q is reserved: v<digits> names a version", name)
-		}
+	if _, ok := VersionRef(strings.ToLower(name)); ok {
+		return Invalid("alias", "%q is reserved: v<digits> names a version", name)
 	}
 	return nil
+}
+
+// VersionRef reads a version reference, "v<N>", as aliases resolve it.
+func VersionRef(alias string) (int, bool) {
+	if len(alias) > 1 && alias[0] == 'v' {
+		if n, err := strconv.Atoi(alias[1:]); err == nil {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 // AliasPolicy is what an alias requires of the versions it points to.

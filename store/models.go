@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -268,13 +267,11 @@ func (s *Store) ResolveModel(ctx context.Context, name, alias string) (*applianc
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case alias == "latest":
+	if alias == "latest" {
 		return st.versions[len(st.versions)-1], nil
-	case len(alias) > 1 && alias[0] == 'v':
-		if n, err := strconv.Atoi(alias[1:]); err == nil {
-			return s.ModelVersion(ctx, name, n)
-		}
+	}
+	if n, ok := appliance.VersionRef(alias); ok {
+		return s.ModelVersion(ctx, name, n)
 	}
 	v, ok := st.model.Aliases[alias]
 	if !ok {

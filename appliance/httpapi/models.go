@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -353,16 +352,11 @@ type predictionMetrics struct {
 	latency    *metrics.PrometheusHistogram
 }
 
-// canonicalAlias spells a version reference one way, so that "v01", "v+1"
-// and "V1" (all version 1 to the registry) make one series, not one each.
+// canonicalAlias spells a version reference one way, so that "v01" and
+// "v+1" (version 1 to the registry) make one series, not one each.
 func canonicalAlias(alias string) string {
-	if len(alias) > 1 && (alias[0] == 'v' || alias[0] == 'V') {
-		if n, err := strconv.Atoi(alias[1:]); err == nil {
-			return "v" + strconv.Itoa(n)
-		}
-	}
-	if strings.EqualFold(alias, "latest") {
-		return "latest"
+	if n, ok := appliance.VersionRef(alias); ok {
+		return "v" + strconv.Itoa(n)
 	}
 	return alias
 }
